@@ -1,0 +1,72 @@
+"""Every setting of the service, read from environment variables with documented defaults.
+
+This is the only module that reads ``os.environ``; everything else asks ``settings()``. The README
+("Configuration") lists each variable. Values are read at call time, so a Chalice stage's
+environment (which reaches ``os.environ`` only while a request runs) is always honoured.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the configuration."""
+
+    db_host: str
+    db_port: int
+    db_name: str
+    db_user: str
+    db_password: str | None
+    db_password_secret: str | None  # Secrets Manager id / SSM parameter name holding the password
+    db_unix_sock: str | None
+    db_timeout_s: float
+    cal_bucket: str
+    products_bucket: str
+    request_queue_url: str
+    presign_expiry_s: int
+    obs_page_base_url: str
+    callback_allow_hosts: tuple[str, ...]
+    callback_signing_secret: str | None
+    callback_connect_timeout_s: float
+    callback_total_timeout_s: float
+    callback_retry_hours: float
+    aws_region: str
+    aws_endpoint_url: str | None
+    metadata_prefix: str
+
+
+def _get(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def settings() -> Settings:
+    """Read the configuration now."""
+    return Settings(
+        db_host=_get("CALIB_DB_HOST", "127.0.0.1"),
+        db_port=int(_get("CALIB_DB_PORT", "5432")),
+        db_name=_get("CALIB_DB_NAME", "mwa"),
+        db_user=_get("CALIB_DB_USER", "postgres"),
+        db_password=_get("CALIB_DB_PASSWORD"),
+        db_password_secret=_get("CALIB_DB_PASSWORD_SECRET"),
+        db_unix_sock=_get("CALIB_DB_UNIX_SOCK"),
+        db_timeout_s=float(_get("CALIB_DB_TIMEOUT_S", "10")),
+        cal_bucket=_get("CALIB_CAL_BUCKET", "mwa-calib-solutions"),
+        products_bucket=_get("CALIB_PRODUCTS_BUCKET", "mwa-calib-products"),
+        request_queue_url=_get("CALIB_REQUEST_QUEUE_URL", ""),
+        presign_expiry_s=int(_get("CALIB_PRESIGN_EXPIRY_S", "3600")),
+        obs_page_base_url=_get("CALIB_OBS_PAGE_BASE_URL", "https://ws.mwatelescope.org/observation/obs/?obs_id="),
+        callback_allow_hosts=tuple(
+            h.strip().lower() for h in (_get("CALIB_CALLBACK_ALLOW_HOSTS", "") or "").split(",") if h.strip()
+        ),
+        callback_signing_secret=_get("CALIB_CALLBACK_SIGNING_SECRET"),
+        callback_connect_timeout_s=float(_get("CALIB_CALLBACK_CONNECT_TIMEOUT_S", "5")),
+        callback_total_timeout_s=float(_get("CALIB_CALLBACK_TOTAL_TIMEOUT_S", "15")),
+        callback_retry_hours=float(_get("CALIB_CALLBACK_RETRY_HOURS", "24")),
+        aws_region=_get("AWS_REGION", _get("AWS_DEFAULT_REGION", "ap-southeast-2")),
+        aws_endpoint_url=_get("AWS_ENDPOINT_URL"),
+        metadata_prefix=_get("CALIB_METADATA_PREFIX", "metadata/"),
+    )

@@ -1,0 +1,140 @@
+"""The one way to reach S3 and SQS: lazily made boto3 clients, SigV4 presigned URLs.
+
+Clients are created on first use (a client made at import time would escape moto in tests and
+slow the cold start) and reused by the container. boto3 honours ``AWS_ENDPOINT_URL``, which the
+local stack points at its moto server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from chalicelib.config import settings
+from chalicelib.errors import StorageUnavailable
+
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+
+
+def reset_clients() -> None:
+    """Forget the cached clients (tests switch between moto mocks)."""
+    with _lock:
+        _clients.clear()
+
+
+def _client(service: str) -> Any:
+    with _lock:
+        if service not in _clients:
+            import boto3
+            from botocore.config import Config
+
+            cfg = settings()
+            _clients[service] = boto3.client(
+                service,
+                region_name=cfg.aws_region,
+                config=Config(signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"},
+                              connect_timeout=5, read_timeout=30),
+            )
+        return _clients[service]
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
+def get_object(bucket: str, key: str) -> bytes | None:
+    """The object's bytes, or None when there is no such key."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return _client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise StorageUnavailable(f"cannot read s3://{bucket}/{key}") from exc
+    except _errors() as exc:
+        raise StorageUnavailable(f"cannot read s3://{bucket}/{key}") from exc
+
+
+def exists(bucket: str, key: str) -> bool:
+    """Whether the key exists."""
+    from botocore.exceptions import ClientError
+
+    try:
+        _client("s3").head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return False
+        raise StorageUnavailable(f"cannot check s3://{bucket}/{key}") from exc
+    except _errors() as exc:
+        raise StorageUnavailable(f"cannot check s3://{bucket}/{key}") from exc
+
+
+def put_object(bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+    """Store bytes under the key."""
+    try:
+        _client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    except _errors() as exc:
+        raise StorageUnavailable(f"cannot write s3://{bucket}/{key}") from exc
+
+
+def delete_prefix(bucket: str, prefix: str) -> int:
+    """Delete every object under the prefix; returns how many."""
+    s3 = _client("s3")
+    n = 0
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+                n += len(keys)
+    except _errors() as exc:
+        raise StorageUnavailable(f"cannot delete s3://{bucket}/{prefix}*") from exc
+    return n
+
+
+def presigned_url(bucket: str, key: str, download_name: str | None = None,
+                  content_type: str | None = None) -> str:
+    """A SigV4 presigned GET URL, valid for the configured expiry."""
+    params: dict[str, str] = {"Bucket": bucket, "Key": key}
+    if download_name:
+        params["ResponseContentDisposition"] = f'attachment; filename="{download_name}"'
+    if content_type:
+        params["ResponseContentType"] = content_type
+    try:
+        return _client("s3").generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=settings().presign_expiry_s)
+    except _errors() as exc:
+        raise StorageUnavailable("cannot sign a download URL") from exc
+
+
+def head_bucket(bucket: str) -> None:
+    """Raise StorageUnavailable unless the bucket is reachable."""
+    try:
+        _client("s3").head_bucket(Bucket=bucket)
+    except _errors() as exc:
+        raise StorageUnavailable(f"bucket {bucket} is not reachable") from exc
+
+
+def send_message(queue_url: str, body: dict[str, Any], dedup_id: str | None = None) -> str:
+    """Send one JSON message; returns its message id."""
+    kwargs: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": json.dumps(body, sort_keys=True)}
+    if dedup_id and queue_url.endswith(".fifo"):
+        kwargs.update(MessageDeduplicationId=dedup_id, MessageGroupId="requests")
+    try:
+        return _client("sqs").send_message(**kwargs)["MessageId"]
+    except _errors() as exc:
+        raise StorageUnavailable("the request queue refused the message") from exc
+
+
+def queue_reachable(queue_url: str) -> None:
+    """Raise StorageUnavailable unless the queue answers."""
+    try:
+        _client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    except _errors() as exc:
+        raise StorageUnavailable("the request queue is not reachable") from exc
