@@ -1,0 +1,104 @@
+"""MWA calibration web services: the Chalice app.
+
+One route per documented endpoint (service-spec), plus the SQS handler that stores calibration
+requests and the S3-event handler that reacts to fit files landing in the calibration bucket.
+Each handler is a few lines; the work is in ``chalicelib``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from chalice import Chalice, Response
+
+from chalicelib import health
+from chalicelib.errors import NotBuilt, ServiceError
+from chalicelib.observability import logger, metrics
+from chalicelib.web import error_response, internal_error, json_response
+
+app = Chalice(app_name="mwa-calib", configure_logs=False)
+
+
+@app.middleware("http")
+def answer_errors(event, get_response):
+    """Turn every failure into a JSON answer; log faults of ours with a request id."""
+    ctx = event.context or {}
+    request_id = ctx.get("requestId") or str(uuid.uuid4())
+    logger.append_keys(request_id=request_id, path=ctx.get("resourcePath"),
+                       obs_id=(event.query_params or {}).get("obs_id"))
+    metrics.add_dimension("endpoint", ctx.get("resourcePath") or "unknown")
+    metrics.add_metric(name="Requests", unit="Count", value=1)
+    try:
+        return get_response(event)
+    except ServiceError as exc:
+        if exc.status >= 500:
+            logger.warning("service unavailable", extra={"error": exc.message, "status": exc.status})
+        return error_response(exc, request_id)
+    except Exception:  # noqa: BLE001 - the one place that turns faults of ours into a 500
+        logger.exception("internal error")
+        return internal_error(request_id)
+    finally:
+        metrics.flush_metrics(raise_on_empty_metrics=False)
+        logger.remove_keys(["request_id", "path", "obs_id"])
+
+
+def _query() -> dict[str, str]:
+    return app.current_request.query_params or {}
+
+
+@app.route("/calib/health")
+def get_health() -> Response:
+    report = health.check()
+    return json_response(report, 200 if report["ok"] else 503)
+
+
+@app.route("/calib/get_cal_solution")
+def get_cal_solution() -> Response:
+    raise NotBuilt("get_cal_solution is not built yet")
+
+
+@app.route("/calib/get_cal_fits")
+def get_cal_fits() -> Response:
+    raise NotBuilt("get_cal_fits is not built yet")
+
+
+@app.route("/calib/add_cal_request")
+def add_cal_request() -> Response:
+    raise NotBuilt("add_cal_request is not built yet")
+
+
+@app.route("/calib/summary")
+def summary() -> Response:
+    raise NotBuilt("the summary page is not built yet")
+
+
+@app.route("/calib/get_calfile_for_obsid")
+def get_calfile_for_obsid() -> Response:
+    raise NotBuilt("get_calfile_for_obsid is not built yet")
+
+
+@app.route("/calib/get_calfile_for_calid")
+def get_calfile_for_calid() -> Response:
+    raise NotBuilt("get_calfile_for_calid is not built yet")
+
+
+@app.route("/calib/grafana", methods=["GET"], cors=True)
+def grafana_health() -> Response:
+    raise NotBuilt("the Grafana datasource is not built yet")
+
+
+@app.route("/calib/grafana/{action}", methods=["POST"], cors=True)
+def grafana_action(action: str) -> Response:
+    raise NotBuilt("the Grafana datasource is not built yet")
+
+
+@app.lambda_function(name="store_request")
+def store_request(event, context):
+    """SQS: store queued calibration requests (wired to the request queue in the template)."""
+    raise NotImplementedError("request storing is not built yet")
+
+
+@app.lambda_function(name="on_cal_file")
+def on_cal_file(event, context):
+    """S3: a file landed in the calibration bucket; ingest fits and fire callbacks."""
+    raise NotImplementedError("fit-file handling is not built yet")

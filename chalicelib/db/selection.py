@@ -1,0 +1,94 @@
+"""SQL behind calibrator selection: the target observation and the calibrators near it."""
+
+from __future__ import annotations
+
+from chalicelib import db
+from chalicelib.selection.rules import Calibrator, FitInfo, Target
+from chalicelib.solution import TileInfo
+
+# Calibrators are few (several a day): everything within the window is fetched, nearest first.
+MAX_CALIBRATORS = 5000
+
+
+def target(obsid: int) -> Target | None:
+    """The observation's channels and gain value, or None when it is not in the schedule."""
+    rows = db.query(
+        "SELECT m.starttime, r.frequencies, r.gain_control_value FROM mwa_setting m"
+        " LEFT JOIN rf_stream r ON r.starttime = m.starttime AND r.number = 0"
+        " WHERE m.starttime = :obsid",
+        {"obsid": obsid},
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    return Target(obsid=obsid, channels=tuple(sorted(r["frequencies"] or ())),
+                  gain_control_value=r["gain_control_value"])
+
+
+def calibrators_near(obsid: int, low: int, high: int) -> list[Calibrator]:
+    """Calibrator observations starting in [low, high], nearest to obsid first, with all fits."""
+    rows = db.query(
+        """
+        WITH cals AS (
+            SELECT m.starttime, m.stoptime, r.frequencies, r.gain_control_value
+            FROM schedule_metadata sm
+            JOIN mwa_setting m ON m.starttime = sm.observation_number
+            LEFT JOIN rf_stream r ON r.starttime = m.starttime AND r.number = 0
+            WHERE sm.calibration AND sm.observation_number BETWEEN :low AND :high
+            ORDER BY abs(sm.observation_number - :obsid), sm.observation_number
+            LIMIT :lim
+        )
+        SELECT c.starttime, c.stoptime, c.frequencies, c.gain_control_value,
+               f.fitid, f.fit_time, f.creator, ff.bucket_key,
+               EXISTS (SELECT 1 FROM calibration_solutions s
+                       WHERE s.fitid = f.fitid AND s.obsid = f.obsid
+                         AND (s.x_delay_m <> 'NaN'::float8 OR s.y_delay_m <> 'NaN'::float8)) AS any_good
+        FROM cals c
+        LEFT JOIN calibration_fits f ON f.obsid = c.starttime
+        LEFT JOIN calibration_fit_file ff
+               ON ff.fitid = f.fitid AND ff.obsid = f.obsid AND ff.kind = 'hyperdrive'
+        """,
+        {"obsid": obsid, "low": low, "high": high, "lim": MAX_CALIBRATORS},
+    )
+    cals: dict[int, dict] = {}
+    for r in rows:
+        c = cals.setdefault(r["starttime"], {"row": r, "fits": []})
+        if r["fitid"] is not None:
+            c["fits"].append(FitInfo(fitid=r["fitid"], fit_time=r["fit_time"], creator=r["creator"],
+                                     any_good_tile=bool(r["any_good"]), solution_key=r["bucket_key"]))
+    return [
+        Calibrator(obsid=k, stoptime=v["row"]["stoptime"], channels=tuple(sorted(v["row"]["frequencies"] or ())),
+                   gain_control_value=v["row"]["gain_control_value"], fits=tuple(v["fits"]))
+        for k, v in cals.items()
+    ]
+
+
+def observation_tiles(obsid: int) -> list[TileInfo]:
+    """The observation's tiles in Antenna order (empty when we have no tile rows for it)."""
+    rows = db.query(
+        "SELECT antenna, tileid, tile_name, rx, slot, flagged FROM observation_tile"
+        " WHERE obsid = :obsid ORDER BY antenna",
+        {"obsid": obsid},
+    )
+    return [TileInfo(antenna=r["antenna"], tile_id=r["tileid"], name=r["tile_name"], rx=r["rx"], slot=r["slot"],
+                     flagged=r["flagged"]) for r in rows]
+
+
+SOLUTION_FIELDS = ("tileid", "x_delay_m", "x_intercept", "x_gains", "x_gains_pol0", "x_gains_pol1",
+                   "y_delay_m", "y_intercept", "y_gains", "y_gains_pol0", "y_gains_pol1")
+
+
+def solution_rows(fitid: int, obsid: int) -> list[dict]:
+    """The columns a Jones rebuild needs, one dict per tile of the fit."""
+    return db.query(
+        f"SELECT {', '.join(SOLUTION_FIELDS)} FROM calibration_solutions"
+        " WHERE fitid = :fitid AND obsid = :obsid ORDER BY tileid",
+        {"fitid": fitid, "obsid": obsid},
+    )
+
+
+def fit_record(fitid: int, obsid: int) -> dict | None:
+    """The calibration_fits row, or None."""
+    rows = db.query("SELECT * FROM calibration_fits WHERE fitid = :fitid AND obsid = :obsid",
+                    {"fitid": fitid, "obsid": obsid})
+    return rows[0] if rows else None

@@ -1,0 +1,66 @@
+"""Reading query parameters: each problem is a BadRequest naming the parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from chalicelib.errors import BadRequest
+
+
+def _raw(query: Mapping[str, str] | None, name: str) -> str | None:
+    if not query or name not in query:
+        return None
+    value = query[name]
+    return value.strip() if isinstance(value, str) else value
+
+
+def integer(query: Mapping[str, str] | None, name: str, *, default: int | None = None, required: bool = False,
+            minimum: int | None = None, maximum: int | None = None) -> int | None:
+    """An integer parameter; 400 when it is missing (if required), not an integer, or out of range."""
+    raw = _raw(query, name)
+    if raw is None or raw == "":
+        if required:
+            raise BadRequest(f"{name} is required", parameter=name)
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}", parameter=name) from None
+    if minimum is not None and value < minimum:
+        raise BadRequest(f"{name} must be at least {minimum}, got {value}", parameter=name)
+    if maximum is not None and value > maximum:
+        raise BadRequest(f"{name} must be at most {maximum}, got {value}", parameter=name)
+    return value
+
+
+def flag(query: Mapping[str, str] | None, name: str, *, default: bool) -> bool:
+    """A 0/1 parameter."""
+    value = integer(query, name, default=int(default))
+    if value not in (0, 1):
+        raise BadRequest(f"{name} must be 0 or 1, got {value}", parameter=name)
+    return bool(value)
+
+
+def present(query: Mapping[str, str] | None, name: str) -> bool:
+    """Whether a parameter is present at all, with or without a value (e.g. ``&any_gain``)."""
+    return bool(query) and name in query
+
+
+def choice(query: Mapping[str, str] | None, name: str, options: Sequence[str], *, default: str) -> str:
+    """One of a fixed set of strings."""
+    raw = _raw(query, name)
+    if raw is None or raw == "":
+        return default
+    if raw not in options:
+        raise BadRequest(f"{name} must be one of {', '.join(options)}, got {raw[:40]!r}", parameter=name)
+    return raw
+
+
+def text(query: Mapping[str, str] | None, name: str, *, max_length: int = 2048) -> str | None:
+    """A free-text parameter, length-limited."""
+    raw = _raw(query, name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) > max_length:
+        raise BadRequest(f"{name} must be at most {max_length} characters", parameter=name)
+    return raw

@@ -1,0 +1,49 @@
+"""Building HTTP answers: JSON, redirects, and the one mapping from errors to status codes."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from chalice import Response
+
+from chalicelib.errors import ServiceError
+
+JSON = {"Content-Type": "application/json"}
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: send null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer (NaN and infinities become null)."""
+    return Response(body=json.dumps(_clean(body), separators=(",", ":")), status_code=status,
+                    headers={**JSON, **(headers or {})})
+
+
+def redirect(url: str, headers: dict[str, str] | None = None) -> Response:
+    """A 302 to the URL (a presigned S3 download)."""
+    return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store", **(headers or {})})
+
+
+def error_response(exc: ServiceError, request_id: str | None = None) -> Response:
+    """The JSON answer for a ServiceError."""
+    body = exc.body()
+    if request_id and exc.status >= 500:
+        body["request_id"] = request_id
+    return json_response(body, exc.status)
+
+
+def internal_error(request_id: str | None) -> Response:
+    """The answer for a fault of ours: no details, a request id to find it in the log."""
+    return json_response({"error": "internal_error", "message": "internal error; quote the request id",
+                          "request_id": request_id}, 500)
