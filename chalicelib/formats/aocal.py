@@ -1,0 +1,97 @@
+"""AO-cal ("MWAOCAL") binary calibration solutions, as written by mwa-reduce ``calibrate`` and hyperdrive.
+
+Layout (little-endian): a 48-byte header -- 8 bytes ``MWAOCAL\\0``, uint32 fileType (0), uint32
+structureType (0), uint32 intervalCount, uint32 antennaCount, uint32 channelCount, uint32
+polarizationCount (4), float64 startTime, float64 endTime (GPS seconds, as hyperdrive writes
+them) -- then complex128 values as (re, im) float64 pairs in [interval][antenna][channel][pol]
+order, pols XX, XY, YX, YY. Size = 48 + 64 * antennas * channels * intervals.
+
+Both directions are whole-array numpy operations: no per-value Python loops.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from chalicelib.solution import CalibrationSolution
+
+MAGIC = b"MWAOCAL\0"
+HEADER = struct.Struct("<8s6I2d")  # magic, fileType, structureType, intervals, antennas, channels, pols, start, end
+HEADER_SIZE = HEADER.size  # 48
+N_POLS = 4
+_JONES_DTYPE = np.dtype("<c16")  # little-endian complex128 = (re, im) float64 pair
+
+
+@dataclass
+class AocalFile:
+    """The decoded contents of one AO-cal file: header fields and the Jones array."""
+
+    jones: np.ndarray  # (intervals, antennas, channels, 4) complex128, pols XX, XY, YX, YY
+    start_time: float  # GPS seconds (hyperdrive: centroid of the first timestep)
+    end_time: float  # GPS seconds (hyperdrive: centroid of the last timestep, inclusive)
+    file_type: int = 0
+    structure_type: int = 0
+    interval_count: int = 0
+    antenna_count: int = 0
+    channel_count: int = 0
+    polarization_count: int = N_POLS
+
+
+def _canonical_nan(values: np.ndarray) -> np.ndarray:
+    """Return ``values`` with every NaN as the quiet NaN 0x7ff8000000000000, so output is deterministic."""
+    nan = np.isnan(values)
+    if nan.any():
+        values = values.copy()
+        values[nan] = np.nan
+    return values
+
+
+def write_aocal(sol: CalibrationSolution) -> bytes:
+    """Encode a solution as an AO-cal file, so tools that read mwa-reduce/hyperdrive .bin files can apply it.
+
+    startTime/endTime are the first time block's start and the last time block's end. Every NaN
+    is written as the standard quiet NaN (as hyperdrive writes them); all other values bit-exact.
+    """
+    n_times, n_tiles, n_chans, n_pols = sol.jones.shape
+    if n_pols != N_POLS:
+        raise ValueError(f"AO-cal needs 4 polarisations, got {n_pols}")
+    start = float(sol.times_gps[0][0]) if n_times else 0.0
+    end = float(sol.times_gps[-1][1]) if n_times else 0.0
+    header = HEADER.pack(MAGIC, 0, 0, n_times, n_tiles, n_chans, N_POLS, start, end)
+    floats = np.ascontiguousarray(sol.jones, dtype=_JONES_DTYPE).view("<f8")
+    return header + _canonical_nan(floats).tobytes()
+
+
+def read_aocal(data: bytes) -> AocalFile:
+    """Decode AO-cal bytes into header fields and a Jones array, so existing .bin solutions can be read and checked."""
+    if len(data) < HEADER_SIZE:
+        raise ValueError(f"AO-cal file too short: {len(data)} bytes, the header alone is {HEADER_SIZE}")
+    magic, file_type, structure_type, n_int, n_ant, n_chan, n_pol, start, end = HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise ValueError(f"not an AO-cal file: magic {magic!r}, expected {MAGIC!r}")
+    if file_type != 0 or structure_type != 0:
+        raise ValueError(f"unsupported AO-cal fileType {file_type} / structureType {structure_type}")
+    if n_pol != N_POLS:
+        raise ValueError(f"unsupported AO-cal polarizationCount {n_pol}, expected {N_POLS}")
+    expected = HEADER_SIZE + 16 * n_int * n_ant * n_chan * n_pol
+    if len(data) != expected:
+        raise ValueError(
+            f"AO-cal size mismatch: {len(data)} bytes, header says {n_int} x {n_ant} x {n_chan} x {n_pol} "
+            f"= {expected} bytes"
+        )
+    jones = np.frombuffer(data, dtype=_JONES_DTYPE, offset=HEADER_SIZE)
+    jones = jones.astype(np.complex128).reshape(n_int, n_ant, n_chan, n_pol)
+    return AocalFile(
+        jones=jones,
+        start_time=float(start),
+        end_time=float(end),
+        file_type=file_type,
+        structure_type=structure_type,
+        interval_count=n_int,
+        antenna_count=n_ant,
+        channel_count=n_chan,
+        polarization_count=n_pol,
+    )
