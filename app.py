@@ -54,12 +54,16 @@ def get_health() -> Response:
 
 @app.route("/calib/get_cal_solution")
 def get_cal_solution() -> Response:
-    raise NotBuilt("get_cal_solution is not built yet")
+    from chalicelib import calib_api
+
+    return calib_api.get_cal_solution(_query())
 
 
 @app.route("/calib/get_cal_fits")
 def get_cal_fits() -> Response:
-    raise NotBuilt("get_cal_fits is not built yet")
+    from chalicelib import calib_api
+
+    return calib_api.get_cal_fits(_query())
 
 
 @app.route("/calib/add_cal_request")
