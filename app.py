@@ -29,7 +29,10 @@ def answer_errors(event, get_response):
     metrics.add_dimension("endpoint", ctx.get("resourcePath") or "unknown")
     metrics.add_metric(name="Requests", unit="Count", value=1)
     try:
-        return get_response(event)
+        response = get_response(event)
+        if response.status_code == 500 and isinstance(response.body, dict) and "Code" in response.body:
+            return internal_error(request_id)  # Chalice caught and logged a fault of ours
+        return response
     except ServiceError as exc:
         if exc.status >= 500:
             logger.warning("service unavailable", extra={"error": exc.message, "status": exc.status})

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalice import ChaliceUnhandledError
 
-class ServiceError(Exception):
-    """A failure the caller is told about; ``status`` is the HTTP status code."""
+
+class ServiceError(ChaliceUnhandledError):
+    """A failure the caller is told about; ``status`` is the HTTP status code.
+
+    Chalice lets ``ChaliceUnhandledError`` through to the middleware, which answers it.
+    """
 
     status = 500
     error = "internal_error"

@@ -43,3 +43,17 @@ def test_database_down_is_503_json_not_a_stack_trace(client, monkeypatch):
     assert r.status_code == 503
     assert "Traceback" not in r.body.decode()
     db.close()
+
+
+def test_a_fault_of_ours_is_500_with_a_request_id_and_no_trace(client, monkeypatch):
+    from chalicelib import calib_api
+
+    def boom(query):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(calib_api, "get_cal_fits", boom)
+    r = client.http.get("/calib/get_cal_fits?obs_id=1")
+    assert r.status_code == 500
+    body = json.loads(r.body)
+    assert body["request_id"] and body["error"] == "internal_error"
+    assert "secret internals" not in r.body.decode() and "Traceback" not in r.body.decode()

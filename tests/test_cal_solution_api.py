@@ -1,0 +1,300 @@
+"""get_cal_solution and get_cal_fits end to end: Chalice test client, real PostgreSQL, moto S3."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import struct
+import zipfile
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import requests
+from chalice.test import Client
+
+from chalicelib import db
+from chalicelib.db import writes
+from chalicelib.formats.metafits import calibdata_rows, fit_from_metafits, observation_from_metafits, read_metafits
+from chalicelib.records import Fit, Observation, SolutionRow
+from chalicelib.solution import TileInfo
+from tests.mwa_files import mwa_file
+
+C = 299792458.0
+REAL_TARGET = 1457904016
+REAL_CAL = 1457865688
+REAL_FIT = 1773831785589944
+
+
+@pytest.fixture
+def client(clean_db, aws):
+    from app import app
+
+    with Client(app) as c:
+        yield c
+
+
+def get(client, path: str):
+    return client.http.get(path)
+
+
+def fetch_zip(client, path: str) -> zipfile.ZipFile:
+    r = get(client, path)
+    assert r.status_code == 302, r.body
+    url = r.headers["Location"]
+    got = requests.get(url, timeout=10)  # moto serves the presigned URL
+    assert got.status_code == 200
+    assert "X-Amz-Signature" in url and "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url  # SigV4
+    return zipfile.ZipFile(io.BytesIO(got.content))
+
+
+@pytest.fixture
+def real_fit(clean_db):
+    """The target 1457904016 and its calibrator, seeded from the real CALIBDATA in its metafits."""
+    info = read_metafits(mwa_file(str(REAL_TARGET), f"{REAL_TARGET}_metafits.fits"))
+    target = observation_from_metafits(info)
+    cal = Observation(obsid=REAL_CAL, stoptime=REAL_CAL + 120, obsname="calibrator", channels=target.channels,
+                      gain_control_value=target.gain_control_value, calibration=True, calibrators="HydA",
+                      tiles=target.tiles)
+    with db.transaction() as tx:
+        writes.insert_observation(tx, target)
+        writes.insert_observation(tx, cal)
+        writes.insert_fit(tx, fit_from_metafits(info), calibdata_rows(info))
+    return info
+
+
+def read_bin(data: bytes):
+    """An independent reading of the AO-cal layout in domain.md."""
+    magic, = struct.unpack_from("<8s", data, 0)
+    ftype, stype, n_int, n_ant, n_chan, n_pol = struct.unpack_from("<6I", data, 8)
+    start, end = struct.unpack_from("<2d", data, 32)
+    assert magic == b"MWAOCAL\0" and (ftype, stype, n_pol) == (0, 0, 4)
+    assert len(data) == 48 + 64 * n_int * n_ant * n_chan
+    values = np.frombuffer(data, dtype="<f8", offset=48).reshape(n_int, n_ant, n_chan, 4, 2)
+    return values[..., 0] + 1j * values[..., 1], start, end
+
+
+def test_real_fit_rebuilt_bin_matches_calibdata(client, real_fit):
+    z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={REAL_TARGET}")
+    assert sorted(z.namelist()) == sorted([f"{REAL_CAL}.bin", f"{REAL_TARGET}_flagged_tiles.txt",
+                                           f"{REAL_TARGET}_flags.py"])
+    jones, start, end = read_bin(z.read(f"{REAL_CAL}.bin"))
+    assert jones.shape == (1, 256, 768, 4)
+    assert (start, end) == (REAL_CAL, REAL_CAL + 120)
+
+    # Expected Jones straight from the CALIBDATA columns, evaluated here with the domain.md formula.
+    from astropy.io import fits
+
+    with fits.open(mwa_file(str(REAL_TARGET), f"{REAL_TARGET}_metafits.fits")) as hdus:
+        cd = hdus["CALIBDATA"].data
+        tiledata = hdus["TILEDATA"].data
+        antenna_of_tile = {int(t): int(a) for t, a in zip(tiledata["Tile"], tiledata["Antenna"])}
+        params = {}
+        for row in cd:
+            params[(antenna_of_tile[int(row["Tile"])], row["Pol"].strip())] = (
+                float(row["Calib_Delay"]), float(row["intercept"]), np.asarray(row["Calib_Gains"], float))
+    channels = list(range(109, 133))
+    nu = np.array([n * 1.28e6 - 640e3 + i * 40e3 for n in channels for i in range(32)])
+    coarse_of = np.repeat(np.arange(24), 32)
+    flagged_expected = []
+    for ant in range(256):
+        (dx, ix, gx), (dy, iy, gy) = params[(ant, "X")], params[(ant, "Y")]
+        jxx = np.exp(1j * (ix - 2 * np.pi * nu * dx / C)) / gx[coarse_of]
+        jyy = np.exp(1j * (iy - 2 * np.pi * nu * dy / C)) / gy[coarse_of]
+        bad = np.isnan(jxx) | np.isnan(jyy)
+        got = jones[0, ant]
+        assert np.array_equal(np.isnan(got[:, 0]), bad), ant
+        assert np.all(np.isnan(got[bad])), ant
+        ok = ~bad
+        np.testing.assert_allclose(got[ok, 0], jxx[ok], rtol=1e-12, atol=0)
+        np.testing.assert_allclose(got[ok, 3], jyy[ok], rtol=1e-12, atol=0)
+        assert np.all(got[ok, 1] == 0) and np.all(got[ok, 2] == 0)
+        if bad.all():
+            flagged_expected.append(ant)
+    assert flagged_expected, "the real fit has failed tiles"
+    listed = [int(x) for x in z.read(f"{REAL_TARGET}_flagged_tiles.txt").decode().split()]
+    assert listed == flagged_expected
+    script = z.read(f"{REAL_TARGET}_flags.py").decode()
+    names = {int(a): n.strip() for a, n in zip(tiledata["Antenna"], tiledata["TileName"])}
+    for ant in flagged_expected:
+        assert f"antenna={names[ant]!r}" in script
+
+
+def _tiles(n: int, first_id: int = 11) -> list[TileInfo]:
+    return [TileInfo(antenna=i, tile_id=first_id + i, name=f"Tile{first_id + i:03d}", rx=1 + i // 8, slot=1 + i % 8)
+            for i in range(n)]
+
+
+def _obs(obsid, *, cal=False, gain=1.0, channels=range(109, 133), tiles=None, name=None) -> Observation:
+    return Observation(obsid=obsid, stoptime=obsid + 120, obsname=name or ("HydA_121" if cal else "EoR0_121"),
+                       channels=list(channels), gain_control_value=gain, calibration=cal,
+                       calibrators="HydA" if cal else None, tiles=tiles if tiles is not None else _tiles(16))
+
+
+def _rows(tileids, delay_scale=1.0, nan_tiles=()) -> list[SolutionRow]:
+    rows = []
+    for k, t in enumerate(tileids):
+        if t in nan_tiles:
+            nan = math.nan
+            rows.append(SolutionRow(tileid=t, x_delay_m=nan, x_intercept=nan, x_gains=[nan] * 24, y_delay_m=nan,
+                                    y_intercept=nan, y_gains=[nan] * 24))
+        else:
+            rows.append(SolutionRow(tileid=t, x_delay_m=delay_scale * k * 0.5, x_intercept=0.1 * k,
+                                    x_gains=[1.0 + 0.01 * c for c in range(24)], y_delay_m=-0.25 * k,
+                                    y_intercept=-0.05 * k, y_gains=[2.0] * 24))
+    return rows
+
+
+def _seed(obs_list, fits):
+    with db.transaction() as tx:
+        for o in obs_list:
+            writes.insert_observation(tx, o)
+        for fit, rows in fits:
+            writes.insert_fit(tx, fit, rows)
+
+
+def _fit(fitid, obsid, creator="calvin") -> Fit:
+    return Fit(fitid=fitid, obsid=obsid, creator=creator, code_version="1.1.3",
+               fit_time=datetime.fromtimestamp(fitid / 1e6 if fitid > 1e11 else fitid, tz=timezone.utc))
+
+
+T0 = 1_400_000_000
+
+
+def test_subarray_target_gets_its_tiles_in_its_antenna_order(client):
+    cal_tiles = _tiles(32)
+    # the target uses 8 of the calibrator's tiles in another order, plus a tile the fit lacks
+    target_tiles = [TileInfo(antenna=i, tile_id=t, name=f"Tile{t:03d}", rx=1, slot=i + 1)
+                    for i, t in enumerate([30, 12, 25, 11, 99, 20, 21, 22])]
+    _seed([_obs(T0 - 600, cal=True, tiles=cal_tiles), _obs(T0, tiles=target_tiles, channels=range(121, 133))],
+          [(_fit(1_700_000_000_000_000, T0 - 600), _rows([t.tile_id for t in cal_tiles], nan_tiles=(21,)))])
+    z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&fine_chan_khz=80")
+    jones, _, _ = read_bin(z.read(f"{T0 - 600}.bin"))
+    assert jones.shape == (1, 8, 12 * 16, 4)  # 12 target channels of 16 x 80 kHz
+    nu = np.array([n * 1.28e6 - 640e3 + i * 80e3 for n in range(121, 133) for i in range(16)])
+    for ant, tileid in enumerate([30, 12, 25, 11, 99, 20, 21, 22]):
+        if tileid in (99, 21):  # 99: not in the fit; 21: failed in the fit
+            assert np.all(np.isnan(jones[0, ant]))
+            continue
+        k = tileid - 11
+        gx = np.array([1.0 + 0.01 * c for c in range(12, 24)]).repeat(16)  # gains of channels 121..132
+        expected = np.exp(1j * (0.1 * k - 2 * np.pi * nu * (0.5 * k) / C)) / gx
+        np.testing.assert_allclose(jones[0, ant, :, 0], expected, rtol=1e-12)
+    assert z.read(f"{T0}_flagged_tiles.txt").decode().split() == ["4", "6"]
+
+
+def test_get_cal_fits_lists_candidates_best_first(client):
+    _seed([_obs(T0 - 3000, cal=True), _obs(T0 + 1000, cal=True), _obs(T0 + 500, cal=True, gain=3.0), _obs(T0)],
+          [(_fit(1_700_000_000, T0 - 3000, "mwa"), _rows(range(11, 27))),
+           (_fit(1_700_000_100_000_000, T0 + 1000), _rows(range(11, 27))),
+           (_fit(1_700_000_900_000_000, T0 + 1000), _rows(range(11, 27))),
+           (_fit(1_700_000_200_000_000, T0 + 500), _rows(range(11, 27)))])
+    db.execute("INSERT INTO calibration_fit_file (fitid, obsid, bucket_key) VALUES "
+               "(1700000900000000, :o, 'fits/x/hyp_soln.fits')", {"o": T0 + 1000})
+    r = get(client, f"/calib/get_cal_fits?obs_id={T0}")
+    assert r.status_code == 200
+    body = json.loads(r.body)
+    assert list(body) == ["1700000900000000", "1700000100000000", "1700000000"]
+    assert body["1700000900000000"] == [T0 + 1000, 1000, "fits/x/hyp_soln.fits"]
+    assert body["1700000000"] == [T0 - 3000, 3000, None]
+    r = get(client, f"/calib/get_cal_fits?obs_id={T0}&allow_after=0")
+    assert list(json.loads(r.body)) == ["1700000000"]
+
+
+def test_cached_zip_is_reused_and_nocache_rebuilds(client, aws):
+    _seed([_obs(T0 - 10, cal=True), _obs(T0)], [(_fit(1_700_000_000_000_000, T0 - 10), _rows(range(11, 27)))])
+    first = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}")
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="test-products")["Contents"]]
+    assert len(keys) == 1 and str(T0) in keys[0] and "fit1700000000000000" in keys[0] and "aocal_40khz" in keys[0]
+    # change the table behind the cached zip: a cached answer keeps the old numbers, nocache=1 rebuilds
+    db.execute("UPDATE calibration_solutions SET x_gains = array_fill(4.0::float8, ARRAY[24]) WHERE tileid = 12")
+    again = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}")
+    assert again.read(f"{T0 - 10}.bin") == first.read(f"{T0 - 10}.bin")
+    rebuilt = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&nocache=1")
+    jones, _, _ = read_bin(rebuilt.read(f"{T0 - 10}.bin"))
+    assert abs(jones[0, 1, 0, 0]) == pytest.approx(0.25)
+
+
+def test_download_name_is_obs_cal_solution_zip(client):
+    _seed([_obs(T0 - 10, cal=True), _obs(T0)], [(_fit(1_700_000_000_000_000, T0 - 10), _rows(range(11, 27)))])
+    r = get(client, f"/calib/get_cal_solution?obs_id={T0}")
+    got = requests.get(r.headers["Location"], timeout=10)
+    assert f'filename="{T0}_cal_solution.zip"' in got.headers["Content-Disposition"]
+
+
+def test_hyperdrive_output_has_the_real_files_layout(client):
+    from astropy.io import fits
+
+    _seed([_obs(T0 - 10, cal=True), _obs(T0)], [(_fit(1_700_000_000_000_000, T0 - 10), _rows(range(11, 27)))])
+    z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&output_format=hyperdrive")
+    name = f"{T0 - 10}_solutions.fits"
+    assert name in z.namelist()
+    ours = fits.open(io.BytesIO(z.read(name)))
+    real = fits.open(mwa_file("1369821496", "hyp_soln_1369821496_ch100_solutions.fits"))
+    assert [h.name for h in ours] == [h.name for h in real]
+    assert ours["SOLUTIONS"].data.shape == (1, 16, 768, 8)
+    assert ours["SOLUTIONS"].data.ndim == real["SOLUTIONS"].data.ndim
+    for table in ("TIMEBLOCKS", "CHANBLOCKS"):
+        assert [c.name for c in ours[table].columns] == [c.name for c in real[table].columns]
+    assert [c.name for c in ours["TILES"].columns] == [c.name for c in real["TILES"].columns][:3]
+
+
+def test_auto_format_follows_the_hyperdrive_file_in_the_bucket(client):
+    _seed([_obs(T0 - 10, cal=True), _obs(T0)], [(_fit(1_700_000_000_000_000, T0 - 10), _rows(range(11, 27)))])
+    z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&output_format=auto")
+    assert f"{T0 - 10}.bin" in z.namelist()
+    db.execute("INSERT INTO calibration_fit_file (fitid, obsid, bucket_key) VALUES (1700000000000000, :o, 'k')",
+               {"o": T0 - 10})
+    z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&output_format=auto")
+    assert f"{T0 - 10}_solutions.fits" in z.namelist()
+
+
+@pytest.mark.parametrize("query, parameter", [
+    ("", "obs_id"),
+    ("obs_id=abc", "obs_id"),
+    ("obs_id=12.5", "obs_id"),
+    (f"obs_id={T0 + 77}", "obs_id"),  # not in the schedule
+    (f"obs_id={T0}&max_time_separation=-1", "max_time_separation"),
+    (f"obs_id={T0}&allow_after=2", "allow_after"),
+    (f"obs_id={T0}&nocache=yes", "nocache"),
+    (f"obs_id={T0}&output_format=uvfits", "output_format"),
+    (f"obs_id={T0}&fine_chan_khz=30", "fine_chan_khz"),
+    (f"obs_id={T0}&prefer_fitid=x", "prefer_fitid"),
+])
+def test_bad_parameters_are_400_naming_the_parameter(client, query, parameter):
+    _seed([_obs(T0)], [])
+    for endpoint in ("get_cal_solution", "get_cal_fits"):
+        if endpoint == "get_cal_fits" and parameter in ("nocache", "output_format", "fine_chan_khz"):
+            continue
+        r = get(client, f"/calib/{endpoint}?{query}")
+        assert r.status_code == 400, (endpoint, query, r.body)
+        body = json.loads(r.body)
+        assert body["parameter"] == parameter and body["message"]
+
+
+def test_no_candidate_is_404_saying_what_was_searched_and_the_nearest_rejection(client):
+    _seed([_obs(T0 - 100, cal=True, gain=2.0), _obs(T0)], [(_fit(1_700_000_000, T0 - 100), _rows(range(11, 27)))])
+    for endpoint in ("get_cal_solution", "get_cal_fits"):
+        r = get(client, f"/calib/{endpoint}?obs_id={T0}")
+        assert r.status_code == 404
+        body = json.loads(r.body)
+        assert body["searched"]["gain_control_value"] == 1.0
+        assert body["searched"]["max_time_separation"] == 86400
+        assert body["searched"]["channels"] == list(range(109, 133))
+        assert body["nearest_rejected"]["cal_id"] == T0 - 100
+        assert "gain_control_value" in body["nearest_rejected"]["reason"]
+
+
+def test_prefer_fitid_that_is_no_candidate_is_404_with_the_reason(client):
+    _seed([_obs(T0 - 100, cal=True), _obs(T0)], [(_fit(1_700_000_000, T0 - 100), _rows(range(11, 27)))])
+    r = get(client, f"/calib/get_cal_solution?obs_id={T0}&prefer_fitid=123")
+    assert r.status_code == 404
+    assert json.loads(r.body)["parameter"] == "prefer_fitid"
+
+
+def test_calibrator_itself_with_zero_separation(client):
+    _seed([_obs(T0 - 100, cal=True), _obs(T0, cal=True)],
+          [(_fit(1_700_000_000, T0 - 100), _rows(range(11, 27))), (_fit(1_600_000_000, T0), _rows(range(11, 27)))])
+    z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&max_time_separation=0")
+    assert f"{T0}.bin" in z.namelist()
