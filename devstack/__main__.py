@@ -12,13 +12,14 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the whole local stack until Ctrl-C")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--aws-port", type=int, default=5100)
+    serve.add_argument("--no-demo", action="store_true", help="do not seed the demo data")
     sub.add_parser("prepare", help="start database and AWS, migrate, seed, then exit (a smoke check)")
     args = parser.parse_args(argv)
 
     from devstack import stack
 
     if args.command == "serve":
-        return stack.serve(port=args.port, aws_port=args.aws_port)
+        return stack.serve(port=args.port, aws_port=args.aws_port, seed_demo=not args.no_demo)
     if args.command == "prepare":
         _, moto = stack.prepare()
         moto.stop()

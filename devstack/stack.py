@@ -70,8 +70,11 @@ def start_database(datadir: Path, dbname: str = "mwa") -> str:
 
 def start_aws(port: int):
     """Start moto's server on 127.0.0.1 (its default would be every interface)."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3/SQS call otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     return server
@@ -235,9 +238,9 @@ def prepare(aws_port: int = 5100, dbname: str = "mwa", seed_demo: bool = True) -
     return LocalStack(db_sock=sock, aws_endpoint=endpoint, env=env, queues=queues), moto
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, aws_port: int = 5100) -> int:
+def serve(host: str = "127.0.0.1", port: int = 8000, aws_port: int = 5100, seed_demo: bool = True) -> int:
     """Run everything until Ctrl-C; returns the exit code of chalice local."""
-    stack, moto = prepare(aws_port=aws_port)
+    stack, moto = prepare(aws_port=aws_port, seed_demo=seed_demo)
     pump = EventPump(stack.env, stack.queues)
     pump.start()
     cmd = [str(Path(sys.executable).parent / "chalice"), "local", "--host", host, "--port", str(port),
