@@ -81,12 +81,16 @@ def summary() -> Response:
 
 @app.route("/calib/get_calfile_for_obsid")
 def get_calfile_for_obsid() -> Response:
-    raise NotBuilt("get_calfile_for_obsid is not built yet")
+    from chalicelib import legacy
+
+    return legacy.get_calfile_for_obsid(_query())
 
 
 @app.route("/calib/get_calfile_for_calid")
 def get_calfile_for_calid() -> Response:
-    raise NotBuilt("get_calfile_for_calid is not built yet")
+    from chalicelib import legacy
+
+    return legacy.get_calfile_for_calid(_query())
 
 
 @app.route("/calib/grafana", methods=["GET"], cors=True)

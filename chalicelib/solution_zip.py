@@ -34,6 +34,7 @@ class Request:
     fine_chan_khz: int = 40
     nocache: bool = False
     with_metafits: bool = False  # the deprecated get_calfile_for_obsid adds <obs_id>.metafits
+    cache_tag: str = ""  # names a variant of the zip's content in its cache key (e.g. a generated metafits)
 
 
 def assemble(rows: Sequence[Mapping], cal_channels: Sequence[int], tiles: Sequence[TileInfo],
@@ -105,7 +106,7 @@ def solution_files(sol: CalibrationSolution, name_obsid: int, output_format: str
 
 def cache_key(req: Request, cand: Candidate, fmt: str) -> str:
     """Where the zip is kept in the products bucket: names obs, fit, format and resolution."""
-    extra = "-metafits" if req.with_metafits else ""
+    extra = ("-metafits" if req.with_metafits else "") + (f"-{req.cache_tag}" if req.cache_tag else "")
     return (f"cal_solutions/{req.obs_id}/{req.obs_id}_cal{cand.calibrator.obsid}_fit{cand.fit.fitid}"
             f"_{fmt}_{req.fine_chan_khz}khz{extra}.zip")
 
