@@ -200,10 +200,12 @@ class _LocalContext:
         return 300_000
 
 
-def prepare(aws_port: int = 5100, dbname: str = "mwa", seed_demo: bool = True) -> tuple[LocalStack, object]:
+def prepare(aws_port: int = 5100, dbname: str = "mwa", seed_demo: bool = True,
+            data_dir: Path | None = None) -> tuple[LocalStack, object]:
     """Start the database and AWS, create resources, migrate and seed; returns the stack and moto."""
     t0 = time.perf_counter()
-    sock = start_database(LOCAL / "pgdata", dbname)
+    data_dir = data_dir or LOCAL
+    sock = start_database(data_dir / "pgdata", dbname)
     port = free_port(aws_port)
     moto = start_aws(port)
     endpoint = f"http://127.0.0.1:{port}"
@@ -214,7 +216,7 @@ def prepare(aws_port: int = 5100, dbname: str = "mwa", seed_demo: bool = True) -
         "CALIB_CALLBACK_ALLOW_HOSTS": "127.0.0.1,localhost",
         "POWERTOOLS_SERVICE_NAME": "mwa-calib", "POWERTOOLS_METRICS_NAMESPACE": "MWACalibLocal",
         "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
-        "MPLCONFIGDIR": str(LOCAL / "mplconfig"),
+        "MPLCONFIGDIR": str(data_dir / "mplconfig"),
     }
     queues = create_resources(env)
     env["CALIB_REQUEST_QUEUE_URL"] = queues[REQUEST_QUEUE]
@@ -238,9 +240,10 @@ def prepare(aws_port: int = 5100, dbname: str = "mwa", seed_demo: bool = True) -
     return LocalStack(db_sock=sock, aws_endpoint=endpoint, env=env, queues=queues), moto
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, aws_port: int = 5100, seed_demo: bool = True) -> int:
+def serve(host: str = "127.0.0.1", port: int = 8000, aws_port: int = 5100, seed_demo: bool = True,
+          data_dir: Path | None = None) -> int:
     """Run everything until Ctrl-C; returns the exit code of chalice local."""
-    stack, moto = prepare(aws_port=aws_port, seed_demo=seed_demo)
+    stack, moto = prepare(aws_port=aws_port, seed_demo=seed_demo, data_dir=data_dir)
     pump = EventPump(stack.env, stack.queues)
     pump.start()
     cmd = [str(Path(sys.executable).parent / "chalice"), "local", "--host", host, "--port", str(port),
