@@ -57,3 +57,16 @@ def test_extracted_files_are_readable_regular_files(tmp_path) -> None:
 def test_unsafe_names_are_refused(name: str) -> None:
     with pytest.raises(ValueError):
         build_zip({name: b"x"})
+
+
+def test_large_solution_files_are_stored_small_ones_deflated() -> None:
+    import io
+    import zipfile
+
+    from chalicelib.formats.bundle import STORE_ABOVE, build_zip
+
+    big = bytes(STORE_ABOVE + 1)
+    z = zipfile.ZipFile(io.BytesIO(build_zip({"cal.bin": big, "flags.txt": b"1\n2\n" * 100})))
+    assert z.getinfo("cal.bin").compress_type == zipfile.ZIP_STORED
+    assert z.getinfo("flags.txt").compress_type == zipfile.ZIP_DEFLATED
+    assert z.read("cal.bin") == big and z.testzip() is None

@@ -1,0 +1,116 @@
+"""Time get_cal_fits and get_cal_solution in process, on demo databases of growing size.
+
+For each size (default: 30 days and 365 days; add 1825 for five years, which takes ~6 minutes to
+seed the first time) a database is kept in ``--root``/<days> and reused. The routes run through
+the Chalice test client with moto's S3 in process. Printed: median and 95th percentile of
+get_cal_fits, get_cal_solution uncached (nocache=1) and cached, and the selection query alone,
+for 256-tile targets with 24 channels (768 fine channels at 40 kHz).
+
+    .venv/bin/python bench/bench_cal_solution.py [--days 30 365 1825] [--n 40] [--root /tmp/calib-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.benchdb import percentile, seed, start_database  # noqa: E402
+
+
+def targets(n: int) -> list[int]:
+    """Target observations with a 256-tile layout and a candidate fit, spread over the database."""
+    from chalicelib import db
+
+    rows = db.query(
+        """SELECT m.starttime FROM mwa_setting m JOIN schedule_metadata s ON s.observation_number = m.starttime
+           WHERE NOT s.calibration
+             AND (SELECT count(*) FROM observation_tile t WHERE t.obsid = m.starttime) = 256
+           ORDER BY m.starttime""")
+    obs = [r["starttime"] for r in rows]
+    random.Random(1).shuffle(obs)
+    return obs[: n * 3]
+
+
+def timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - t0) * 1000, out
+
+
+def run(days: int, root: Path, n: int) -> dict:
+    import boto3
+    from chalice.test import Client
+    from moto import mock_aws
+
+    srv = start_database(root / str(days))
+    counts = seed(days)
+    from app import app
+    from chalicelib import db, storage
+    from chalicelib.db import selection as queries
+    from chalicelib.selection.rules import Criteria, window
+
+    n_fits = db.query("SELECT count(*) AS n FROM calibration_fits")[0]["n"]
+    out: dict[str, list[float]] = {"get_cal_fits": [], "uncached": [], "cached": [], "selection query": []}
+    with mock_aws():
+        storage.reset_clients()
+        import os
+
+        os.environ["CALIB_PRODUCTS_BUCKET"] = "bench-products"
+        os.environ["CALIB_CAL_BUCKET"] = "bench-cal"
+        boto3.client("s3", region_name="ap-southeast-2").create_bucket(
+            Bucket="bench-products", CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})
+        with Client(app) as client:
+            used = 0
+            for obs in targets(n):
+                if used >= n:
+                    break
+                ms, r = timed(lambda: client.http.get(f"/calib/get_cal_fits?obs_id={obs}"))
+                if r.status_code != 200:
+                    continue
+                used += 1
+                out["get_cal_fits"].append(ms)
+                ms, r = timed(lambda: client.http.get(f"/calib/get_cal_solution?obs_id={obs}&nocache=1"))
+                assert r.status_code == 302, r.body
+                out["uncached"].append(ms)
+                ms, r = timed(lambda: client.http.get(f"/calib/get_cal_solution?obs_id={obs}"))
+                assert r.status_code == 302
+                out["cached"].append(ms)
+                t = queries.target(obs)
+                low, high = window(t, Criteria())
+                ms, _ = timed(lambda: queries.calibrators_near(obs, low, high))
+                out["selection query"].append(ms)
+    db.close()
+    srv.cleanup()
+    return {"days": days, "fits": n_fits, "samples": used, **out}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, nargs="+", default=[30, 365])
+    parser.add_argument("--n", type=int, default=40, help="targets sampled per database")
+    parser.add_argument("--root", type=Path, default=Path("/tmp/calib-bench"))
+    args = parser.parse_args()
+    results = [run(d, args.root, args.n) for d in args.days]
+    print()
+    print(f"{'database':>14} {'fits':>7} {'n':>4} | {'measure':<16} {'median ms':>10} {'p95 ms':>9}")
+    print("-" * 70)
+    for r in results:
+        for key in ("get_cal_fits", "uncached", "cached", "selection query"):
+            vals = r[key]
+            if not vals:
+                continue
+            label = {"uncached": "get_cal_solution uncached", "cached": "get_cal_solution cached"}.get(key, key)
+            print(f"{r['days']:>9} days {r['fits']:>7} {r['samples']:>4} | {label:<16} "
+                  f"{statistics.median(vals):>10.1f} {percentile(vals, 95):>9.1f}")
+    print("\ntargets: get_cal_fits < 20 ms; get_cal_solution uncached < 150 ms, cached < 30 ms;"
+          " the selection query flat in database size")
+
+
+if __name__ == "__main__":
+    main()
