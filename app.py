@@ -12,6 +12,7 @@ import uuid
 from chalice import Chalice, Response
 
 from chalicelib import health
+from chalicelib import requests as cal_requests
 from chalicelib.errors import NotBuilt, ServiceError
 from chalicelib.observability import logger, metrics
 from chalicelib.web import error_response, internal_error, json_response
@@ -69,9 +70,10 @@ def get_cal_fits() -> Response:
     return calib_api.get_cal_fits(_query())
 
 
-@app.route("/calib/add_cal_request")
+@app.route("/calib/add_cal_request", api_key_required=True)  # API Gateway enforces it (prod usage plan)
 def add_cal_request() -> Response:
-    raise NotBuilt("add_cal_request is not built yet")
+    cal_requests.add_cal_request(_query())  # 400/404/409 raised; queued -> 200, empty body
+    return Response(body="", status_code=200, headers={"Content-Type": "text/plain"})
 
 
 @app.route("/calib/summary")
@@ -103,13 +105,20 @@ def grafana_action(action: str) -> Response:
     raise NotBuilt("the Grafana datasource is not built yet")
 
 
-@app.lambda_function(name="store_request")
-def store_request(event, context):
-    """SQS: store queued calibration requests (wired to the request queue in the template)."""
-    raise NotImplementedError("request storing is not built yet")
+@app.on_sqs_message(queue=cal_requests.REQUEST_QUEUE, batch_size=cal_requests.REQUEST_BATCH_SIZE,
+                    name="store_request")
+def store_request(event):
+    """SQS: store queued calibration requests; a failure raises, so the message stays (then the DLQ)."""
+    cal_requests.store_sqs_records((record.to_dict() for record in event), event.context)
 
 
 @app.lambda_function(name="on_cal_file")
 def on_cal_file(event, context):
     """S3: a file landed in the calibration bucket; ingest fits and fire callbacks."""
-    raise NotImplementedError("fit-file handling is not built yet")
+    return cal_requests.on_cal_file_event(event, context)
+
+
+@app.schedule("rate(5 minutes)", name="retry_callbacks")
+def retry_callbacks(event):
+    """Every 5 minutes: send the callbacks that are due (retries, or ones not sent yet)."""
+    return cal_requests.retry_callbacks(event.context)

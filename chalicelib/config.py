@@ -36,6 +36,9 @@ class Settings:
     aws_region: str
     aws_endpoint_url: str | None
     metadata_prefix: str
+    # callback retry schedule: first delay, doubling up to the cap (tests shorten them)
+    callback_retry_base_s: float = 30.0
+    callback_retry_max_s: float = 3600.0
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -69,4 +72,6 @@ def settings() -> Settings:
         aws_region=_get("AWS_REGION", _get("AWS_DEFAULT_REGION", "ap-southeast-2")),
         aws_endpoint_url=_get("AWS_ENDPOINT_URL"),
         metadata_prefix=_get("CALIB_METADATA_PREFIX", "metadata/"),
+        callback_retry_base_s=float(_get("CALIB_CALLBACK_RETRY_BASE_S", "30")),
+        callback_retry_max_s=float(_get("CALIB_CALLBACK_RETRY_MAX_S", "3600")),
     )

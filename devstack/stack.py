@@ -26,6 +26,10 @@ REQUEST_DLQ = "mwa-calib-requests-dlq"
 CAL_EVENTS_QUEUE = "mwa-calib-cal-events"
 CAL_EVENTS_DLQ = "mwa-calib-cal-events-dlq"
 MAX_RECEIVES = 5
+# What EventBridge sends a scheduled function; Chalice reads these keys.
+SCHEDULED_EVENT = {"version": "0", "id": "local", "detail-type": "Scheduled Event", "source": "aws.events",
+                   "account": "123456789012", "time": "1970-01-01T00:00:00Z", "region": "ap-southeast-2",
+                   "resources": [], "detail": {}}
 
 
 @dataclass
@@ -147,7 +151,7 @@ class EventPump(threading.Thread):
                 self._drain(sqs, app, REQUEST_QUEUE, "store_request", self._as_sqs_event)
                 self._drain(sqs, app, CAL_EVENTS_QUEUE, "on_cal_file", self._as_s3_event)
                 if "retry_callbacks" in app.handler_map:
-                    app.handler_map["retry_callbacks"]({}, None)
+                    app.handler_map["retry_callbacks"](SCHEDULED_EVENT, _LocalContext("retry_callbacks"))
             except Exception as exc:  # noqa: BLE001 - the pump must keep running
                 print(f"[pump] {type(exc).__name__}: {exc}", file=sys.stderr)
             self.stop_event.wait(self.interval_s)
