@@ -97,12 +97,18 @@ def get_calfile_for_calid() -> Response:
 
 @app.route("/calib/grafana", methods=["GET"], cors=True)
 def grafana_health() -> Response:
-    raise NotBuilt("the Grafana datasource is not built yet")
+    from chalicelib.grafana import api
+
+    return api.health((app.current_request.context or {}).get("requestId"))
 
 
-@app.route("/calib/grafana/{action}", methods=["POST"], cors=True)
+@app.route("/calib/grafana/{action}", methods=["POST"], cors=True,
+           content_types=["application/json", "text/plain", "application/x-www-form-urlencoded"])
 def grafana_action(action: str) -> Response:
-    raise NotBuilt("the Grafana datasource is not built yet")
+    from chalicelib.grafana import api
+
+    req = app.current_request
+    return api.action(action, req.raw_body, (req.context or {}).get("requestId"))
 
 
 @app.on_sqs_message(queue=cal_requests.REQUEST_QUEUE, batch_size=cal_requests.REQUEST_BATCH_SIZE,

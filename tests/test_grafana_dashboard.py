@@ -1,0 +1,85 @@
+"""grafana/dashboard.json: its variables and every panel's query work against the service."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from chalice.test import Client
+
+from tests import test_grafana_data as gd
+
+DASHBOARD = Path(__file__).resolve().parent.parent / "grafana" / "dashboard.json"
+PLUGIN = "simpod-json-datasource"
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+@pytest.fixture
+def client(clean_db):
+    from app import app
+
+    gd.seed(gd.build())
+    with Client(app) as c:
+        yield c
+
+
+def _variables(dashboard: dict) -> dict[str, dict]:
+    return {v["name"]: v for v in dashboard["templating"]["list"]}
+
+
+def test_dashboard_shape(dashboard):
+    variables = _variables(dashboard)
+    assert {"ds", "receiver", "source", "channel", "clip"} <= set(variables)
+    assert variables["ds"]["type"] == "datasource" and variables["ds"]["query"] == PLUGIN
+    for name in ("source", "channel"):
+        assert variables[name]["includeAll"] and variables[name]["allValue"] == "ANY"
+    assert not variables["receiver"]["includeAll"]
+    styles = []
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == {"type": PLUGIN, "uid": "${ds}"}
+        for t in panel["targets"]:
+            assert t["datasource"]["type"] == PLUGIN and t["editorMode"] == "builder"
+            if t["target"] == "$receiver":
+                styles.append(t["payload"]["style"])
+    assert sorted(styles) == sorted(["full", "Y-X", "recmean", "tilemean", "quality"])  # one panel per style
+    assert any(t["target"] == "sources" for p in dashboard["panels"] for t in p["targets"])
+
+
+def _interpolate(value, values: dict[str, str]):
+    """What Grafana's template service does to a builder payload value (single-value variables)."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, values) for k, v in value.items()}
+    return re.sub(r"\$(\w+)", lambda m: values[m.group(1)], value)
+
+
+def test_variable_queries_and_panels_answer(client, dashboard):
+    rng = {"from": gd.iso(gd.RANGE_FROM), "to": gd.iso(gd.RANGE_TO), "raw": {"from": "now-30d", "to": "now"}}
+    variables = _variables(dashboard)
+    first = {}
+    for name in ("receiver", "source", "channel"):
+        q = variables[name]["query"]
+        body = {"payload": {"target": q["query"]} if q["format"] == "string" else json.loads(q["query"]),
+                "range": rng}
+        r = client.http.post("/calib/grafana/variable", body=json.dumps(body),
+                             headers={"Content-Type": "application/json"})
+        assert r.status_code == 200, r.body
+        options = json.loads(r.body)
+        assert options, name
+        first[name] = options[0]["__value"]
+    for choice in ({"receiver": first["receiver"], "source": "ANY", "channel": "ANY", "clip": "None"},
+                   {"receiver": first["receiver"], "source": first["source"], "channel": "ANY", "clip": "0.5"},
+                   {"receiver": first["receiver"], "source": "ANY", "channel": first["channel"], "clip": "2"}):
+        for panel in dashboard["panels"]:
+            targets = [{**t, "target": _interpolate(t["target"], choice), "payload": _interpolate(t["payload"], choice)}
+                       for t in panel["targets"]]
+            r = client.http.post("/calib/grafana/query", body=json.dumps(gd.query_body(*targets)),
+                                 headers={"Content-Type": "application/json"})
+            assert r.status_code == 200, (panel["title"], r.body)
+            frames = json.loads(r.body)
+            assert frames, panel["title"]
