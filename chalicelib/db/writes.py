@@ -34,15 +34,20 @@ def insert_observation(tx: db.Transaction, obs: Observation) -> None:
         " VALUES (:obsid, 0, CAST(:channels AS integer[]), :gain)",
         {"obsid": obs.obsid, "channels": sorted(obs.channels), "gain": obs.gain_control_value},
     )
-    if obs.tiles:
+    insert_observation_tiles(tx, obs.obsid, obs.tiles)
+
+
+def insert_observation_tiles(tx: db.Transaction, obsid: int, tiles: list) -> None:
+    """Write the observation_tile rows of an observation (its metafits TILEDATA tiles, TileInfo)."""
+    if tiles:
         tx.run(
             "INSERT INTO observation_tile (obsid, tileid, tile_name, antenna, rx, slot, flagged)"
             " SELECT :obsid, * FROM unnest(CAST(:tileid AS integer[]), CAST(:name AS text[]),"
             " CAST(:antenna AS integer[]), CAST(:rx AS integer[]), CAST(:slot AS integer[]),"
             " CAST(:flagged AS boolean[]))",
-            {"obsid": obs.obsid, "tileid": [t.tile_id for t in obs.tiles], "name": [t.name for t in obs.tiles],
-             "antenna": [t.antenna for t in obs.tiles], "rx": [t.rx for t in obs.tiles],
-             "slot": [t.slot for t in obs.tiles], "flagged": [t.flagged for t in obs.tiles]},
+            {"obsid": obsid, "tileid": [t.tile_id for t in tiles], "name": [t.name for t in tiles],
+             "antenna": [t.antenna for t in tiles], "rx": [t.rx for t in tiles],
+             "slot": [t.slot for t in tiles], "flagged": [t.flagged for t in tiles]},
         )
 
 

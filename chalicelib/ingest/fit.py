@@ -103,6 +103,9 @@ class FitInputs:
     n_coarse: int | None = None  # number of coarse channels (gains array length); default max index + 1
     obsid: int | None = None
     coarse_channels: list[int] | None = None  # receiver channel numbers, ascending (informational)
+    # the PRIMARY header (no COMMENT/HISTORY) of the lowest-frequency solution file: SOFTWARE,
+    # MAXITER, S_THRESH, M_THRESH, CMDLINE, ... (what the fit's calibration_fits row records)
+    hyperdrive_header: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.jones = np.asarray(self.jones, dtype=np.complex128)
@@ -602,11 +605,15 @@ class _MetafitsTiles:
     obsid: int | None
 
 
-def _metafits_tiles(metafits: PathOrBytes) -> _MetafitsTiles:
-    """Tile id and flag per metafits Antenna, and the receiver channels, via chalicelib.formats.metafits."""
-    from chalicelib.formats.metafits import read_metafits
+def _metafits_tiles(metafits: PathOrBytes | Any) -> _MetafitsTiles:
+    """Tile id and flag per metafits Antenna, and the receiver channels, via chalicelib.formats.metafits.
 
-    info = read_metafits(metafits)
+    ``metafits`` is a path, the file's bytes, or an already read
+    :class:`~chalicelib.formats.metafits.MetafitsInfo`.
+    """
+    from chalicelib.formats.metafits import MetafitsInfo, read_metafits
+
+    info = metafits if isinstance(metafits, MetafitsInfo) else read_metafits(metafits)
     tiles = sorted(info.tiles, key=lambda t: t.antenna)
     n = (max(t.antenna for t in tiles) + 1) if tiles else 0
     tile_ids = np.full(n, -1, dtype=np.int64)
@@ -623,10 +630,11 @@ def _metafits_tiles(metafits: PathOrBytes) -> _MetafitsTiles:
 
 def load_fit_inputs(
     solutions: Sequence[PathOrBytes],
-    metafits: PathOrBytes,
+    metafits: PathOrBytes | Any,
     *,
     timeblock: int | None = None,
     weight_fn: Callable[[Any], np.ndarray] | None = None,
+    progress: Callable[[PathOrBytes], None] | None = None,
 ) -> FitInputs:
     """Read hyperdrive solution files (one per coarse channel, any order) and the metafits into :class:`FitInputs`.
 
@@ -636,22 +644,32 @@ def load_fit_inputs(
     position of its receiver channel in the metafits CHANNELS (ascending). ``timeblock`` picks
     one timeblock; None averages the Jones over timeblocks (NaN-aware; the fixture files have
     one). ``weight_fn(HyperdriveSolutions) -> (chanblocks,)`` overrides :func:`weights_from_results`.
+    ``metafits`` may also be an already read ``MetafitsInfo``. ``progress(source)`` is called after
+    each solution file is read (command-line progress bars). A solution file whose OBSID differs
+    from the metafits GPSTIME (or from the other files) is refused with ValueError.
     """
     from chalicelib.formats.hyperdrive import read_hyperdrive
 
+    if not solutions:
+        raise ValueError("no hyperdrive solution files given")
     meta = _metafits_tiles(metafits)
     n_ant = len(meta.tile_ids)
     jones_parts: list[np.ndarray] = []
     freq_parts: list[np.ndarray] = []
     weight_parts: list[np.ndarray] = []
+    headers: list[tuple[float, dict[str, Any]]] = []
     hyp_flag = np.zeros(n_ant, dtype=bool)
     obsid = meta.obsid
     for source in solutions:
         sol = read_hyperdrive(source)
         if sol.chanblock_freqs is None:
             raise ValueError("hyperdrive solutions without CHANBLOCKS frequencies cannot be fitted")
+        if sol.obsid is not None and obsid is not None and sol.obsid != obsid:
+            raise ValueError(f"a solution file is of observation {sol.obsid}, not {obsid}")
         if obsid is None:
             obsid = sol.obsid
+        freqs_here = np.asarray(sol.chanblock_freqs, dtype=np.float64)
+        headers.append((float(freqs_here.min()) if freqs_here.size else math.inf, dict(sol.header)))
         if timeblock is not None:
             j = sol.jones[timeblock]
         elif sol.n_timeblocks == 1:
@@ -666,13 +684,15 @@ def load_fit_inputs(
         full[ant] = j
         hyp_flag[ant[sol.tile_flags]] = True
         jones_parts.append(full)
-        freq_parts.append(np.asarray(sol.chanblock_freqs, dtype=np.float64))
+        freq_parts.append(freqs_here)
         if weight_fn is not None:
             wt = np.asarray(weight_fn(sol), dtype=np.float64)
         else:
             res = sol.results if timeblock is None or sol.results is None else sol.results[timeblock]
             wt = weights_from_results(res, sol.chanblock_flags, sol.n_chanblocks)
         weight_parts.append(wt)
+        if progress is not None:
+            progress(source)
 
     jones = np.concatenate(jones_parts, axis=1)
     freqs = np.concatenate(freq_parts)
@@ -706,6 +726,7 @@ def load_fit_inputs(
         n_coarse=n_coarse,
         obsid=obsid,
         coarse_channels=[int(c) for c in channels],
+        hyperdrive_header=min(headers, key=lambda h: h[0])[1],
     )
 
 
@@ -720,5 +741,9 @@ def _quiet_mean_warnings() -> Iterator[None]:
 def ingest_fit(
     solutions: Sequence[PathOrBytes], metafits: PathOrBytes, opts: FitOptions | None = None
 ) -> list[SolutionRow]:
-    """Read the files and fit: the calibration_solutions rows of one calibrator's hyperdrive solutions."""
+    """Read the files and fit: the calibration_solutions rows of one calibrator's hyperdrive solutions.
+
+    The pure science only; :mod:`chalicelib.ingest.store` writes them to the database and
+    :mod:`chalicelib.ingest.landing` runs the whole ingest of files landed in the calibration bucket.
+    """
     return fit_solutions(load_fit_inputs(solutions, metafits), opts)

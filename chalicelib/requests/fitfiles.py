@@ -3,24 +3,47 @@
 Key layout (``<cal_id>`` = the calibrator's obsid, ``<fitid>`` = the fit id, both decimal integers;
 current fit ids are Unix microseconds of the fit run, old ones Unix seconds)::
 
-    fits/<cal_id>/<fitid>/<cal_id>_solutions.fits   the fit's hyperdrive solutions (all channels).
-                                                    Its arrival means: the fit SUCCEEDED.
+    fits/<cal_id>/<fitid>/manifest.json             INGEST this fit: the service reads the files the
+                                                    manifest lists (same prefix), fits them, writes the
+                                                    calibration rows, then tells the waiting requests
+                                                    (success, or failure with the reason). Lands LAST.
+    fits/<cal_id>/<fitid>/<cal_id>_solutions.fits   the fit's hyperdrive solutions (all channels), for a
+                                                    fit whose rows the site pipeline writes itself.
+                                                    Its arrival means: the fit SUCCEEDED (callbacks only).
     fits/<cal_id>/<fitid>/<cal_id>_error.json       a FAILED fit: a small JSON object
                                                     {"message": "...", "finished_datetime": "<ISO 8601>"}
                                                     (finished_datetime optional; plain text is also
                                                     accepted and used as the message).
     fits/<cal_id>/<fitid>/<anything else>           other files of the same fit (per-channel
                                                     hyperdrive files ``hyp_soln_<cal_id>_ch<NNN>_solutions.fits``,
-                                                    the metafits, logs): stored, no callback.
+                                                    the metafits, logs): stored, nothing happens.
 
-A pipeline uploads the other files of a fit first and the solutions (or error) file last: that
-one object is the "fit finished" signal. Everything else in the bucket is ignored here.
+The manifest (UTF-8 JSON object, at most 256 KiB; unknown keys are ignored)::
+
+    {"solutions": ["hyp_soln_1369821496_ch55_solutions.fits", ...],   required: 1..512 hyperdrive
+                                                                      files of ONE calibrator (per
+                                                                      coarse channel or per band)
+     "metafits": "1369821496_metafits.fits",                          required: the calibrator's metafits
+     "creator": "calvin",                                             optional (default "mwa-calib-ingest")
+     "code_version": "hyperdrive 0.4.1 / calvin 1.2",                 optional (default: hyperdrive SOFTWARE)
+     "finished_datetime": "2025-06-01T12:34:56Z"}                     optional ISO 8601 (default: now);
+                                                                      naive = UTC
+
+Names are plain file names inside the same ``fits/<cal_id>/<fitid>/`` prefix (no ``/``). See
+:mod:`chalicelib.ingest.landing` for what the ingest writes and how it fails.
+
+A pipeline uploads the other files of a fit first and the manifest (or the solutions, or the
+error file) last: that one object is the "fit finished" signal. A fit ingested through a manifest
+must not also upload ``<cal_id>_solutions.fits`` into its prefix (that name alone already means
+"finished", which would tell the requests before the rows exist). Everything else in the bucket
+is ignored here.
 
 :func:`handle_event` reads an S3 notification (the raw Lambda event dict, as the calibration
-bucket's notification delivers it) and calls :func:`chalicelib.requests.callbacks.fit_finished`
-once per finished fit. The ingest of hyperdrive fits hooks in with :func:`finished_fits` (which
-files of an event are finished fits) and ``fit_finished`` (tell the waiting requests).
-S3 delivers notifications at least once: a repeat finds no open request and sends nothing.
+bucket's notification delivers it): a manifest runs :func:`chalicelib.ingest.landing.ingest_manifest`
+(which ends in ``fit_finished``); a solutions or error file calls
+:func:`chalicelib.requests.callbacks.fit_finished` directly. S3 delivers notifications at least
+once: a repeated manifest finds its fit in the database and writes nothing; a repeat of any of
+them finds no open request and sends nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +63,9 @@ from chalicelib.observability import logger
 PREFIX = "fits/"
 SUCCESS = "solutions"
 FAILURE = "error"
+MANIFEST = "manifest"
 OTHER = "other"
+MANIFEST_NAME = "manifest.json"
 MAX_ERROR_FILE_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 4000
 
@@ -54,12 +79,27 @@ class FitFile:
     key: str
     cal_id: int
     fitid: int
-    kind: str  # SUCCESS, FAILURE or OTHER
+    kind: str  # SUCCESS, FAILURE, MANIFEST or OTHER
 
     @property
     def finishes_fit(self) -> bool:
-        """Whether this file's arrival means the fit finished (succeeded or failed)."""
-        return self.kind in (SUCCESS, FAILURE)
+        """Whether this file's arrival means the fit finished (succeeded, failed, or is to be ingested)."""
+        return self.kind in (SUCCESS, FAILURE, MANIFEST)
+
+    @property
+    def prefix(self) -> str:
+        """The fit's prefix ``fits/<cal_id>/<fitid>/`` (the files a manifest names live there)."""
+        return fit_prefix(self.cal_id, self.fitid)
+
+
+def fit_prefix(cal_id: int, fitid: int) -> str:
+    """The prefix of every file of one fit."""
+    return f"{PREFIX}{int(cal_id)}/{int(fitid)}/"
+
+
+def manifest_key(cal_id: int, fitid: int) -> str:
+    """The key of a fit's manifest (its landing starts the ingest)."""
+    return fit_prefix(cal_id, fitid) + MANIFEST_NAME
 
 
 def solutions_key(cal_id: int, fitid: int) -> str:
@@ -82,6 +122,8 @@ def parse_key(key: str) -> FitFile | None:
         kind = SUCCESS
     elif name == f"{cal_id}_error.json":
         kind = FAILURE
+    elif name == MANIFEST_NAME:
+        kind = MANIFEST
     else:
         kind = OTHER
     return FitFile(key=key, cal_id=cal_id, fitid=fitid, kind=kind)
@@ -97,6 +139,11 @@ class LandedFit:
     size: int | None
 
 
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 string as an aware UTC datetime (naive = UTC); None when absent or unreadable."""
+    return _parse_time(value)
+
+
 def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -108,7 +155,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def finished_fits(event: Mapping[str, Any]) -> Iterator[LandedFit]:
-    """The finished-fit files (solutions or error) created in the calibration bucket by this event."""
+    """The finished-fit files (manifest, solutions or error) created in the calibration bucket by this event."""
     if not isinstance(event, Mapping) or not event.get("Records"):
         return
     from aws_lambda_powertools.utilities.data_classes import S3Event
@@ -160,19 +207,36 @@ def describe(landed: LandedFit) -> tuple[bool, str, datetime | None]:
 
 
 def handle_event(event: Mapping[str, Any], context: Any = None) -> list[dict]:
-    """Complete the open requests of every fit this event finishes and send their callbacks.
+    """Ingest every landed manifest, complete the open requests of every fit this event finishes
+    and send their callbacks.
 
-    Raises when the database (or reading an error file) fails, so the event is delivered again;
-    fits already handled then find no open request, so nothing is sent twice.
+    A manifest whose files are bad or missing is a failed fit (told to its requests), never an
+    error here. Raises (after handling the event's other records) when the database or S3 fails,
+    so the event is delivered again; fits already handled then are found in the database or find
+    no open request, so nothing is written or sent twice.
     """
     from chalicelib.requests import callbacks
 
     out = []
+    errors: list[Exception] = []
     for landed in finished_fits(event):
-        success, message, finished = describe(landed)
-        logger.info("fit finished", extra={"cal_id": landed.file.cal_id, "fitid": landed.file.fitid,
-                                           "success": success, "key": landed.file.key})
-        report = callbacks.fit_finished(landed.file.cal_id, landed.file.fitid, success, message, finished,
-                                        context=context)
-        out.append({"key": landed.file.key, **report})
+        f = landed.file
+        try:
+            if f.kind == MANIFEST:
+                from chalicelib.ingest import landing
+
+                report = landing.ingest_manifest(landed, context=context)
+            else:
+                success, message, finished = describe(landed)
+                logger.info("fit finished", extra={"cal_id": f.cal_id, "fitid": f.fitid, "success": success,
+                                                   "key": f.key})
+                report = callbacks.fit_finished(f.cal_id, f.fitid, success, message, finished, context=context)
+        except Exception as exc:  # noqa: BLE001 - the other records still run; raised below for a retry
+            logger.exception("fit file not handled; the event will be retried",
+                             extra={"key": f.key, "error": f"{type(exc).__name__}: {exc}"})
+            errors.append(exc)
+            continue
+        out.append({"key": f.key, **report})
+    if errors:
+        raise errors[0]
     return out
