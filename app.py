@@ -78,7 +78,9 @@ def add_cal_request() -> Response:
 
 @app.route("/calib/summary")
 def summary() -> Response:
-    raise NotBuilt("the summary page is not built yet")
+    from chalicelib.summary import views
+
+    return views.summary_page(_query())
 
 
 @app.route("/calib/get_calfile_for_obsid")
@@ -128,3 +130,17 @@ def on_cal_file(event, context):
 def retry_callbacks(event):
     """Every 5 minutes: send the callbacks that are due (retries, or ones not sent yet)."""
     return cal_requests.retry_callbacks(event.context)
+
+
+@app.route("/calib/plot/{kind}")
+def plot(kind: str) -> Response:
+    from chalicelib.plots import service
+
+    return service.plot_response(kind, _query())
+
+
+@app.route("/calib/fit")
+def fit_page() -> Response:
+    from chalicelib.summary import views
+
+    return views.fit_page(_query())

@@ -1,0 +1,452 @@
+"""What every diagnostic plot shares: tiles laid out by receiver and slot, colours, fading, PNG.
+
+Layout: one cell per tile, 8 cells (slots 1..8) per receiver, 4 receivers side by side in each row
+of the figure (one matplotlib Axes per row: 4 rows for 128 tiles, 8 for 256, so rendering stays
+well under a second). Each cell is labelled below with the tile's name; each receiver with "Rx N"
+above. Tiles with no receiver (no observation_tile row) go last, 8 to a group labelled "Rx ?".
+Flagged tiles (metafits flag) get a red band, a red name and "flagged" written in their cell; tiles
+without any finite value in this fit get a grey band and "no data": neither is silently dropped.
+
+All panels share one y range, chosen robustly (outlier tiles would otherwise squash every other
+tile into a line); a point beyond it is drawn at the edge as a triangle pointing outwards, and the
+plotted fit's own off-scale values are written beside their triangle.
+
+Colours (the spec's): 'mwa' fits X blue, Y green; 'calvin' fits X red, Y orange; any other
+creator X purple, Y brown. Older points fade: ``fade_alpha``.
+
+matplotlib is imported only inside the functions that draw (importing it costs ~1 s).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+GROUP_SIZE = 8  # slots per receiver
+GROUPS_PER_ROW = 4
+DPI = 100
+FIG_WIDTH_IN = 14.4
+AXES_HEIGHT_IN = 1.9
+ROW_GAP_IN = 0.95  # tile names below, receiver labels above
+HEADER_IN = 1.05  # title and legend
+FOOTER_IN = 0.0
+LEFT_IN, RIGHT_IN = 0.75, 0.15
+
+CREATOR_COLOURS: dict[str, tuple[str, str]] = {
+    "mwa": ("#1f5fbf", "#2ca02c"),  # X blue, Y green
+    "calvin": ("#d62728", "#ff8c00"),  # X red, Y orange
+}
+OTHER_COLOURS = ("#7b3fa0", "#8c564b")  # X purple, Y brown
+FLAG_BAND = "#f8d7d4"
+FLAG_TEXT = "#b3261e"
+NODATA_BAND = "#e4e6ea"
+NODATA_TEXT = "#5b6472"
+
+MIN_ALPHA = 0.12
+MAX_ALPHA = 0.9
+
+
+def creator_colour(creator: str | None, pol: str) -> str:
+    """The colour of a creator's X or Y points ('mwa' blue/green, 'calvin' red/orange)."""
+    pair = CREATOR_COLOURS.get((creator or "").lower(), OTHER_COLOURS)
+    return pair[0] if pol.lower() == "x" else pair[1]
+
+
+def fade_alpha(age_s: np.ndarray | float, window_s: float) -> np.ndarray:
+    """Opacity of a point ``age_s`` seconds older than the plotted fit's observation: 0.9 for the
+    same time, falling linearly to 0.12 at the far end of the window."""
+    age = np.clip(np.asarray(age_s, dtype=np.float64) / float(window_s), 0.0, 1.0)
+    return MAX_ALPHA - (MAX_ALPHA - MIN_ALPHA) * age
+
+
+def quantize_alpha(alpha: np.ndarray, levels: int = 8) -> np.ndarray:
+    """Alphas rounded to a few levels, so points are drawn in a few batches (fast) not one by one."""
+    a = np.clip(np.asarray(alpha, dtype=np.float64), MIN_ALPHA, 1.0)
+    return np.round(a * levels) / levels
+
+
+# --------------------------------------------------------------------------------------------
+# Tiles and their places
+
+
+@dataclass(frozen=True)
+class TileRef:
+    """A tile of the plotted observation."""
+
+    tileid: int
+    name: str
+    rx: int | None
+    slot: int | None
+    flagged: bool
+
+
+def tile_refs(tile_rows: Iterable[Mapping[str, Any]], solution_tileids: Iterable[int]) -> list[TileRef]:
+    """The observation's tiles (observation_tile rows) plus any tile that only has a solution row."""
+    refs: dict[int, TileRef] = {}
+    for r in tile_rows:
+        tid = int(r["tileid"])
+        refs[tid] = TileRef(tileid=tid, name=str(r.get("tile_name") or f"Tile{tid:03d}"),
+                            rx=None if r.get("rx") is None else int(r["rx"]),
+                            slot=None if r.get("slot") is None else int(r["slot"]),
+                            flagged=bool(r.get("flagged")))
+    for tid in solution_tileids:
+        tid = int(tid)
+        if tid not in refs:
+            refs[tid] = TileRef(tileid=tid, name=f"Tile{tid:03d}", rx=None, slot=None, flagged=False)
+    return sorted(refs.values(), key=lambda t: (t.rx is None, t.rx or 0, t.slot or 0, t.tileid))
+
+
+@dataclass(frozen=True)
+class Group:
+    """One receiver's cells (or a group of tiles with no receiver)."""
+
+    label: str
+    cells: tuple[TileRef | None, ...]  # one per slot position; None = empty slot
+
+
+def groups(tiles: Sequence[TileRef]) -> list[Group]:
+    """Receivers in ascending order, each with its tiles in slot order (8 cells, more if a receiver
+    has slots beyond 8), then the tiles without a receiver, 8 to a group."""
+    by_rx: dict[int, list[TileRef]] = {}
+    loose: list[TileRef] = []
+    for t in tiles:
+        if t.rx is None:
+            loose.append(t)
+        else:
+            by_rx.setdefault(t.rx, []).append(t)
+    out: list[Group] = []
+    for rx in sorted(by_rx):
+        members = by_rx[rx]
+        width = max([GROUP_SIZE] + [t.slot for t in members if t.slot and t.slot > 0])
+        cells: list[TileRef | None] = [None] * width
+        extra: list[TileRef] = []
+        for t in sorted(members, key=lambda t: (t.slot or 0, t.tileid)):
+            i = (t.slot or 0) - 1
+            if 0 <= i < width and cells[i] is None:
+                cells[i] = t
+            else:
+                extra.append(t)  # a missing or repeated slot: keep the tile, after the others
+        cells.extend(extra)
+        out.append(Group(label=f"Rx {rx}", cells=tuple(cells)))
+    loose.sort(key=lambda t: t.tileid)
+    for i in range(0, len(loose), GROUP_SIZE):
+        out.append(Group(label="Rx ?", cells=tuple(loose[i:i + GROUP_SIZE])))
+    return out
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a tile's cell is: the figure row and the x of the cell centre (cells are 1 wide)."""
+
+    row: int
+    x: float
+
+
+def places(tiles: Sequence[TileRef]) -> tuple[list[list[Group]], dict[int, Place]]:
+    """Groups arranged in rows of ``GROUPS_PER_ROW``, and each tile's place."""
+    gs = groups(tiles)
+    rows = [gs[i:i + GROUPS_PER_ROW] for i in range(0, len(gs), GROUPS_PER_ROW)] or [[]]
+    where: dict[int, Place] = {}
+    for r, row in enumerate(rows):
+        x0 = 0
+        for g in row:
+            for j, t in enumerate(g.cells):
+                if t is not None:
+                    where[t.tileid] = Place(row=r, x=float(x0 + j))
+            x0 += len(g.cells)
+    return rows, where
+
+
+# --------------------------------------------------------------------------------------------
+# Value ranges
+
+
+def robust_limits(values: np.ndarray | Sequence[float], pad: float = 0.06) -> tuple[float, float]:
+    """A y range holding all values unless some are far out: then the 2..98 % range widened by
+    half its size on each side (a receiver 250 m off would otherwise flatten every other tile into
+    a line; such points are drawn at the edge as triangles, with their value). Padded a little;
+    (-1, 1) when there is nothing finite."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return -1.0, 1.0
+    lo, hi = float(v.min()), float(v.max())
+    if v.size >= 20:
+        p_lo, p_hi = (float(p) for p in np.percentile(v, [2, 98]))
+        core = max(p_hi - p_lo, 1e-6)
+        lo = max(lo, p_lo - 0.5 * core)
+        hi = min(hi, p_hi + 0.5 * core)
+    span = hi - lo
+    if span <= 0:
+        span = max(abs(hi), 1e-3)
+    return lo - pad * span, hi + pad * span
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing
+
+
+def plain(text: Any) -> str:
+    """Text shown literally by matplotlib (a '$' in a name would start mathtext)."""
+    return str(text).replace("$", r"\$")
+
+
+class Batches:
+    """Points and lines collected per (row, style) and drawn in one call each (fast)."""
+
+    def __init__(self) -> None:
+        self._pts: dict[tuple, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+
+    def add(self, row: int, x: np.ndarray | float, y: np.ndarray | float, *, color: str, alpha: float = 1.0,
+            size: float = 2.0, marker: str = "o", edge: str | None = None, z: float = 2.0,
+            line: bool = False, annotate: bool = False) -> None:
+        """Points (or, with ``line``, a polyline: separate lines with NaN) in one style;
+        ``annotate`` writes the value beside any point beyond the y range."""
+        key = (row, color, round(float(alpha), 3), float(size), marker, edge, float(z), line, annotate)
+        xs, ys = self._pts.setdefault(key, ([], []))
+        xs.append(np.atleast_1d(np.asarray(x, dtype=np.float64)))
+        ys.append(np.atleast_1d(np.asarray(y, dtype=np.float64)))
+
+    def draw(self, canvas: Canvas) -> None:
+        for key in sorted(self._pts, key=lambda k: k[6]):
+            row, color, alpha, size, marker, edge, z, line, annotate = key
+            xs, ys = self._pts[key]
+            x, y = np.concatenate(xs), np.concatenate(ys)
+            if line:
+                canvas.line(row, x, y, color=color, alpha=alpha, width=size, z=z)
+            else:
+                canvas.points(row, x, y, color=color, alpha=alpha, size=size, marker=marker, edge=edge, z=z,
+                              annotate=annotate)
+
+
+class Canvas:
+    """A figure of tile cells: ``where[tileid]`` gives each tile's row and cell centre."""
+
+    def __init__(self, tiles: Sequence[TileRef], *, title: str, ylabel: str, ylim: tuple[float, float],
+                 legend: Sequence[tuple[str, dict[str, Any]]] = (), note: str = "",
+                 no_data: Iterable[int] = (), zero_line: bool = True) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.rows_of_groups, self.where = places(tiles)
+        self.ylim = ylim
+        n = len(self.rows_of_groups)
+        height = HEADER_IN + n * (AXES_HEIGHT_IN + ROW_GAP_IN) + FOOTER_IN
+        self.fig = Figure(figsize=(FIG_WIDTH_IN, height), dpi=DPI)
+        FigureCanvasAgg(self.fig)
+        self.fig.patch.set_facecolor("white")
+        self.axes = []
+        no_data = set(no_data)
+        cells_per_row = GROUP_SIZE * GROUPS_PER_ROW
+        for r, row in enumerate(self.rows_of_groups):
+            top = HEADER_IN + r * (AXES_HEIGHT_IN + ROW_GAP_IN) + 0.25
+            ncells = max(cells_per_row, sum(len(g.cells) for g in row))
+            width_in = (FIG_WIDTH_IN - LEFT_IN - RIGHT_IN)
+            ax = self.fig.add_axes((LEFT_IN / FIG_WIDTH_IN, 1 - (top + AXES_HEIGHT_IN) / height,
+                                    width_in / FIG_WIDTH_IN, AXES_HEIGHT_IN / height))
+            self._frame(ax, row, ncells, no_data, zero_line)
+            ax.set_ylabel(plain(ylabel), fontsize=8)
+            self.axes.append(ax)
+        self.fig.text(0.5, 1 - 0.12 / height, plain(title), ha="center", va="top", fontsize=12, fontweight="bold")
+        note = (note + "  " if note else "") + "Tiles by receiver (Rx) and slot 1–8, left to right."
+        self.fig.text(0.5, 1 - 0.42 / height, plain(note), ha="center", va="top", fontsize=8.5, color="#444")
+        if legend:
+            from matplotlib.lines import Line2D
+
+            handles = [Line2D([], [], label=plain(label), **style) for label, style in legend]
+            self.fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 10), fontsize=8.5,
+                            frameon=False, bbox_to_anchor=(0.5, 1 - 0.62 / height), handletextpad=0.4,
+                            columnspacing=1.4)
+        if not tiles:
+            self.fig.text(0.5, 0.5, "no tiles in this observation", ha="center", va="center", fontsize=14,
+                          color=NODATA_TEXT)
+
+    def _frame(self, ax, row: Sequence[Group], ncells: int, no_data: set[int], zero_line: bool) -> None:
+        # Tile names are plain Text artists under each cell, not tick labels: a matplotlib Tick
+        # costs ~3 ms (256 of them would be most of the rendering time).
+        from matplotlib.ticker import MaxNLocator
+
+        ax.set_xlim(-0.5, ncells - 0.5)
+        ax.set_ylim(*self.ylim)
+        ax.set_xticks([])
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.tick_params(axis="y", labelsize=7.5)
+        under = ax.get_xaxis_transform()
+        x0 = 0
+        bounds = []
+        for g in row:
+            for j, t in enumerate(g.cells):
+                x = x0 + j
+                if t is None:
+                    continue
+                colour = "#1d2430"
+                if t.flagged:
+                    colour = FLAG_TEXT
+                    ax.axvspan(x - 0.5, x + 0.5, color=FLAG_BAND, zorder=0, lw=0)
+                    ax.text(x, 0.5, "flagged", transform=under, rotation=90, ha="center", va="center",
+                            fontsize=7, color=FLAG_TEXT, zorder=1)
+                elif t.tileid in no_data:
+                    colour = NODATA_TEXT
+                    ax.axvspan(x - 0.5, x + 0.5, color=NODATA_BAND, zorder=0, lw=0)
+                    ax.text(x, 0.5, "no data", transform=under, rotation=90, ha="center", va="center",
+                            fontsize=7, color=NODATA_TEXT, zorder=1)
+                ax.text(x, -0.02, plain(t.name), transform=under, rotation=90, ha="center", va="top",
+                        fontsize=7, color=colour, fontweight="bold" if t.flagged else "normal")
+            ax.text(x0 + (len(g.cells) - 1) / 2, 1.02, g.label, transform=under, ha="center",
+                    va="bottom", fontsize=8.5, fontweight="bold")
+            x0 += len(g.cells)
+            bounds.append(x0 - 0.5)
+        ax.vlines(np.arange(0.5, ncells - 0.5), 0, 1, transform=under, colors="#e3e6ea", lw=0.5, zorder=0.5)
+        seps = [b for b in bounds if b < ncells - 0.5]
+        if seps:
+            ax.vlines(seps, 0, 1, transform=under, colors="#6b7380", lw=1.0, zorder=0.6)
+        if zero_line and self.ylim[0] < 0 < self.ylim[1]:
+            ax.axhline(0.0, color="#9aa1ab", lw=0.6, zorder=0.7)
+
+    def points(self, row: int, x: np.ndarray, y: np.ndarray, *, color: str, alpha: float = 1.0, size: float = 2.0,
+               marker: str = "o", edge: str | None = None, z: float = 2.0, annotate: bool = False) -> None:
+        """Markers; values beyond the y range drawn at its edge as outward triangles (with the
+        value written beside them when ``annotate``)."""
+        ax = self.axes[row]
+        ok = np.isfinite(x) & np.isfinite(y)
+        x, y = x[ok], y[ok]
+        lo, hi = self.ylim
+        inside = (y >= lo) & (y <= hi)
+        style = dict(ls="", color=color, alpha=alpha, zorder=z)
+        edge_style = dict(mec=edge, mew=0.7) if edge else dict(mew=0)
+        if inside.any():
+            ax.plot(x[inside], y[inside], marker=marker, ms=size, **edge_style, **style)
+        span = hi - lo
+        for mask, edge_y, m in ((y > hi, hi - 0.02 * span, "^"), (y < lo, lo + 0.02 * span, "v")):
+            if mask.any():
+                ax.plot(x[mask], np.full(int(mask.sum()), edge_y), marker=m, ms=max(size, 3.0), **edge_style,
+                        **style)
+                if annotate:
+                    for xi, yi in zip(x[mask], y[mask]):
+                        ax.text(xi, edge_y + (-0.06 if m == "^" else 0.06) * span, f"{yi:.3g}", rotation=90,
+                                ha="center", va="top" if m == "^" else "bottom", fontsize=6.5, color=color,
+                                zorder=z + 0.1)
+
+    def line(self, row: int, x: np.ndarray, y: np.ndarray, *, color: str, alpha: float = 1.0, width: float = 1.0,
+             z: float = 2.0) -> None:
+        """A polyline (NaN separates pieces), clipped to the y range."""
+        lo, hi = self.ylim
+        self.axes[row].plot(x, np.clip(y, lo, hi), color=color, alpha=alpha, lw=width, zorder=z,
+                            solid_joinstyle="round")
+
+    def png(self) -> bytes:
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
+        return buf.getvalue()
+
+
+def cell_spread(n: int, left: float, right: float) -> np.ndarray:
+    """``n`` x offsets spread evenly over [left, right] (the middle when n is 1)."""
+    if n <= 0:
+        return np.zeros(0)
+    if n == 1:
+        return np.array([(left + right) / 2])
+    return np.linspace(left, right, n)
+
+
+def as_float(v: Any) -> float:
+    """A float, NaN for NULL."""
+    return math.nan if v is None else float(v)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces of the plot data functions
+
+
+def tile_entry(t: TileRef, **values: Any) -> dict[str, Any]:
+    """The per-tile record every plot's data has: identity, place, flag, and the plot's values."""
+    return {"tileid": t.tileid, "name": t.name, "rx": t.rx, "slot": t.slot, "flagged": t.flagged, **values}
+
+
+def delays_by_tile(solution_rows: Iterable[Mapping[str, Any]]) -> dict[int, tuple[float, float]]:
+    """{tileid: (x_delay_m, y_delay_m)} with NaN for NULL."""
+    return {int(r["tileid"]): (as_float(r.get("x_delay_m")), as_float(r.get("y_delay_m"))) for r in solution_rows}
+
+
+def title(kind: str, meta: Mapping[str, Any] | None, fitid: int, obsid: int) -> str:
+    """'tilediff  obs 1457865688 Cal_PicA_Ch121  fit 1773831785589944 (calvin, 2026-03-18 18:43 AWST)'."""
+    meta = meta or {}
+    name = f" {meta['obsname']}" if meta.get("obsname") else ""
+    bits = [b for b in (meta.get("creator"), (meta.get("ran_awst") or "") + (" AWST" if meta.get("ran_awst") else ""))
+            if b]
+    extra = f" ({', '.join(bits)})" if bits else ""
+    return f"{kind} — obs {obsid}{name} — fit {fitid}{extra}"
+
+
+def channel_note(channels: Sequence[int] | None, n: int) -> str:
+    """How the channels of a gains cell run, e.g. 'channels 109–132 (24)' or a picket fence."""
+    if not channels or len(channels) != n:
+        return f"{n} coarse channels"
+    ch = list(channels)
+    if all(b - a == 1 for a, b in zip(ch, ch[1:])):
+        return f"coarse channels {ch[0]}–{ch[-1]} ({n})"
+    if len(ch) > 6:
+        return f"coarse channels {ch[0]}, {ch[1]}, {ch[2]} … {ch[-1]} ({n})"
+    return "coarse channels " + ", ".join(map(str, ch))
+
+
+def window_history(blocks: Iterable[Mapping[str, Any]], *, fitid: int, obsid: int, window_s: int,
+                   values: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """Other fits' values of each tile in a time window, as columns per tile.
+
+    ``blocks``: one per (fitid, obsid) with ``fitid``, ``obsid``, ``creator``, ``tileid`` (one per
+    tile) and whatever ``values`` read: {column: block -> array with one row per tile (1-D for a
+    scalar per tile, 2-D for an array per tile), NaN = missing}. Kept: blocks of observations
+    starting in [obsid - window_s, obsid] except this fit's own (fitid, obsid), and in them the
+    tiles with at least one finite value. Per tile the columns are ``fitid``, ``obsid``, ``creator``
+    (list), ``age_s`` (obsid - that obsid), ``alpha`` (``fade_alpha``) and one per value, oldest
+    first, then by fitid and obsid.
+    """
+    parts = []
+    for blk in blocks:
+        f, o = int(blk["fitid"]), int(blk["obsid"])
+        if (f == fitid and o == obsid) or not (obsid - window_s <= o <= obsid):
+            continue
+        tid = np.asarray(blk["tileid"], dtype=np.int64).ravel()
+        if tid.size == 0:
+            continue
+        vals = {n: np.asarray(fn(blk), dtype=np.float64) for n, fn in values.items()}
+        keep = np.zeros(tid.size, dtype=bool)
+        for v in vals.values():
+            fin = np.isfinite(v)
+            keep |= fin if fin.ndim == 1 else fin.any(axis=tuple(range(1, fin.ndim)))
+        if keep.any():
+            parts.append((f, o, blk.get("creator") or "", tid[keep], {n: v[keep] for n, v in vals.items()}))
+    if not parts:
+        return {}
+    tid = np.concatenate([p[3] for p in parts])
+    fits = np.concatenate([np.full(p[3].size, p[0], dtype=np.int64) for p in parts])
+    obs = np.concatenate([np.full(p[3].size, p[1], dtype=np.int64) for p in parts])
+    creators = np.concatenate([np.full(p[3].size, p[2], dtype=object) for p in parts])
+    cols = {n: np.concatenate([p[4][n] for p in parts]) for n in values}
+    age = (obsid - obs).astype(np.float64)
+    order = np.lexsort((obs, fits, -age, tid))  # by tile, then oldest first, then fitid, obsid
+    sorted_tid = tid[order]
+    cuts = np.flatnonzero(np.diff(sorted_tid)) + 1
+    out: dict[int, dict[str, Any]] = {}
+    for sel, tids in zip(np.split(order, cuts), np.split(sorted_tid, cuts)):
+        h: dict[str, Any] = {"fitid": fits[sel], "obsid": obs[sel], "creator": creators[sel].tolist(),
+                             "age_s": age[sel], "alpha": fade_alpha(age[sel], window_s)}
+        for n, col in cols.items():
+            h[n] = col[sel]
+        out[int(tids[0])] = h
+    return out
+
+
+def empty_history(widths: Mapping[str, int]) -> dict[str, Any]:
+    """A history with no fits: ``widths`` {column: 0 for scalars, n for arrays of n values}."""
+    h: dict[str, Any] = {"fitid": np.zeros(0, np.int64), "obsid": np.zeros(0, np.int64), "creator": [],
+                         "age_s": np.zeros(0), "alpha": np.zeros(0)}
+    for n, w in widths.items():
+        h[n] = np.zeros((0, w)) if w else np.zeros(0)
+    return h

@@ -1,0 +1,155 @@
+"""Serving the diagnostic plots: render once, keep in the products bucket, redirect to it.
+
+``GET /calib/plot/<kind>?fitid=<fitid>&obsid=<obsid>`` answers 302 to a presigned URL of the PNG
+(``&format=json`` gives the data behind the plot instead). ``obsid`` may be left out when the fit
+has one observation.
+
+Cache keys (products bucket) hold everything a plot depends on, so a stored plot never goes stale
+and nothing has to be invalidated by hand:
+
+- tilediff, gains (this fit only): ``plots/v1/<kind>/<obsid>/<fitid>.png``
+- timediff, gaintimes (7 days), xydiff (30 days): ``plots/v1/<kind>/<obsid>/<fitid>/w<n>-<digest>.png``
+  where n is the number of (fitid, obsid) rows of calibration_fits with an observation in
+  [obsid - window, obsid] and digest the first 16 hex digits of the md5 of that sorted set. A new
+  fit of an observation in the window (or one deleted) changes the key of exactly the plots whose
+  window holds it; every other stored plot stays valid. Fits are immutable once written (ingest
+  never rewrites a (fitid, obsid)); observation_tile rows of an observation do not change.
+- ``v1`` is the drawing version: bump ``CACHE_VERSION`` when a plot's look changes.
+
+An observation's own rows (observation_tile: tile names, receivers, flags; rf_stream channels) are
+taken as fixed once written. If an observation is re-ingested with different tiles or flags,
+``forget_observation(obsid)`` drops its stored plots (the other observations' plots use only tile
+ids and values from it, so they stay valid).
+
+Superseded objects are never read again; a lifecycle rule on the ``plots/`` prefix (e.g. expire
+after 90 days) bounds the bucket, and an expired plot is simply rendered again.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from chalice import Response
+
+from chalicelib import params, storage
+from chalicelib.config import settings
+from chalicelib.db import summary as sql
+from chalicelib.errors import BadRequest, NotFound
+from chalicelib.plots import KINDS
+from chalicelib.summary import timeconv
+from chalicelib.web import json_response, redirect
+
+CACHE_VERSION = "v1"
+FORMATS = ("png", "json")
+
+
+def plot_module(kind: str):
+    if kind not in KINDS:
+        raise NotFound(f"no plot {kind[:40]!r}; plots are {', '.join(KINDS)}", parameter="kind")
+    return importlib.import_module(f"chalicelib.plots.{kind}")
+
+
+def window_of(kind: str) -> int:
+    return int(plot_module(kind).DEPENDS_ON_WINDOW_S)
+
+
+def cache_key(kind: str, ctx: Mapping[str, Any]) -> str:
+    """The products-bucket key of a plot (see the module doc)."""
+    base = f"plots/{CACHE_VERSION}/{kind}/{int(ctx['obsid'])}/{int(ctx['fitid'])}"
+    if window_of(kind) == 0:
+        return base + ".png"
+    return f"{base}/w{int(ctx['window_fits'])}-{str(ctx['window_digest'])[:16]}.png"
+
+
+def context(kind: str, fitid: int, obsid: int | None) -> dict[str, Any]:
+    """The fit of the observation with its window fingerprint; NotFound / BadRequest as due."""
+    if obsid is None:
+        obs = sql.fit_observations(fitid)
+        if not obs:
+            raise NotFound(f"there is no calibration fit {fitid}", parameter="fitid")
+        if len(obs) > 1:
+            raise BadRequest(f"fit {fitid} has {len(obs)} observations: give obsid", parameter="obsid")
+        obsid = int(obs[0]["obsid"])
+    ctx = sql.plot_context(fitid, obsid, window_of(kind))
+    if ctx is None:
+        raise NotFound(f"there is no calibration fit {fitid} of observation {obsid}", parameter="obsid")
+    return ctx
+
+
+def meta(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    ran = timeconv.fit_ran_at(ctx.get("fit_time"), int(ctx["fitid"]))
+    return {"obsname": ctx.get("obsname"), "creator": ctx.get("creator"),
+            "ran_awst": timeconv.format_awst(ran, seconds=False)}
+
+
+def plot_data(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """Fetch the rows the plot needs and compute its data."""
+    mod = plot_module(kind)
+    fitid, obsid = int(ctx["fitid"]), int(ctx["obsid"])
+    common = dict(fitid=fitid, obsid=obsid, creator=ctx.get("creator"), meta=meta(ctx))
+    tiles = sql.observation_tiles(obsid)
+    gains = kind in ("gains", "gaintimes")
+    sols = sql.fit_solutions(fitid, obsid, gains=gains)
+    tileids = sorted({int(t["tileid"]) for t in tiles} | {int(s["tileid"]) for s in sols})
+    window = window_of(kind)
+    if kind == "tilediff":
+        return mod.compute(tiles, sols, **common)
+    if kind == "gains":
+        return mod.compute(tiles, sols, channels=ctx.get("frequencies"), **common)
+    if kind in ("timediff", "xydiff"):
+        history = sql.window_delay_blocks(obsid - window, obsid, tileids)
+        return mod.compute(tiles, sols, history, window_s=window, **common)
+    history = sql.window_gain_blocks(obsid - window, obsid, tileids)
+    return mod.compute(tiles, sols, history, channels=ctx.get("frequencies"),
+                       channels_by_obs=sql.window_channels(obsid - window, obsid), window_s=window, **common)
+
+
+def render(kind: str, data: Mapping[str, Any]) -> bytes:
+    return plot_module(kind).render(data)
+
+
+def ensure_stored(kind: str, ctx: Mapping[str, Any]) -> tuple[str, bool]:
+    """The plot's key in the products bucket, rendering and storing it first if missing;
+    returns (key, rendered_now)."""
+    bucket = settings().products_bucket
+    key = cache_key(kind, ctx)
+    if storage.exists(bucket, key):
+        return key, False
+    png = render(kind, plot_data(kind, ctx))
+    storage.put_object(bucket, key, png, content_type="image/png")
+    return key, True
+
+
+def forget_observation(obsid: int) -> int:
+    """Delete every stored plot of the observation (all fits, all kinds); returns how many."""
+    bucket = settings().products_bucket
+    return sum(storage.delete_prefix(bucket, f"plots/{CACHE_VERSION}/{kind}/{int(obsid)}/") for kind in KINDS)
+
+
+def jsonable(value: Any) -> Any:
+    """numpy arrays and scalars as plain lists and numbers (NaN stays NaN: json_response nulls it)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def plot_response(kind: str, query: Mapping[str, str] | None) -> Response:
+    """GET /calib/plot/{kind}: 302 to the stored PNG (or the plot's data as JSON)."""
+    plot_module(kind)
+    fitid = params.integer(query, "fitid", required=True, minimum=0)
+    obsid = params.integer(query, "obsid", minimum=0)
+    fmt = params.choice(query, "format", FORMATS, default="png")
+    ctx = context(kind, fitid, obsid)
+    if fmt == "json":
+        return json_response(jsonable(plot_data(kind, ctx)))
+    key, _ = ensure_stored(kind, ctx)
+    return redirect(storage.presigned_url(settings().products_bucket, key, content_type="image/png"))

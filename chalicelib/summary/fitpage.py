@@ -1,0 +1,104 @@
+"""The fit page's data: the fit, its observations (with plots) and its median-delay tables.
+
+Parameters: ``fitid`` (required); ``rx_sort`` and ``tile_sort`` ('column' ascending, '-column'
+descending; see ``fitstats``); ``format`` html (default), csv or json; ``table`` receivers or
+tiles (which table a CSV holds; JSON gives both unless one is named).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timezone
+from typing import Any
+from urllib.parse import urlencode
+
+from chalicelib import params
+from chalicelib.db import summary as sql
+from chalicelib.errors import NotFound
+from chalicelib.summary import fitstats, page, timeconv
+
+FORMATS = ("html", "csv", "json")
+TABLES = ("receivers", "tiles")
+
+
+def load(fitid: int) -> dict[str, Any]:
+    """The fit's header, observations and tables (unsorted); NotFound when there is no such fit."""
+    obs_rows = sql.fit_observations(fitid)
+    if not obs_rows:
+        raise NotFound(f"there is no calibration fit {fitid}", parameter="fitid")
+    first = obs_rows[0]
+    ran = timeconv.fit_ran_at(first.get("fit_time"), fitid)
+    delays = sql.fit_delays(fitid)
+    return {
+        "fitid": fitid,
+        "creator": first.get("creator") or "",
+        "code_version": first.get("code_version") or "",
+        "ran": ran,
+        "ran_awst": timeconv.format_awst(ran),
+        "ran_utc": ran.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "niter_limit": page.niter_limit(first.get("fit_niter"), first.get("fit_limit")),
+        "source_list": first.get("source_list") or "",
+        "observations": [page.observation_entry(fitid, int(r["obsid"]), r.get("obsname")) for r in obs_rows],
+        "receivers": fitstats.receiver_medians(delays),
+        "tiles": fitstats.tile_medians(delays),
+    }
+
+
+def sort_links(fitid: int, which: str, current: str | None, other: dict[str, str | None],
+               columns: tuple[str, ...], default: str) -> list[dict[str, Any]]:
+    """Header cells of a sortable table: each links to ``?sort`` on its column (toggling)."""
+    col, desc = fitstats.parse_sort(current, columns, default)
+    out = []
+    for c in columns:
+        active = c == col
+        target = f"-{c}" if active and not desc else c
+        query = {"fitid": fitid, **{k: v for k, v in other.items() if v}, which: target}
+        out.append({
+            "column": c,
+            "title": fitstats.COLUMN_TITLES.get(c, c),
+            "url": "fit?" + urlencode(query),
+            "aria": ("descending" if desc else "ascending") if active else "none",
+            "arrow": ("▼" if desc else "▲") if active else "",
+        })
+    return out
+
+
+def html_data(query: Mapping[str, str] | None, fit: dict[str, Any]) -> dict[str, Any]:
+    """The template's view of a loaded fit, tables sorted as asked."""
+    fitid = fit["fitid"]
+    rx_sort = params.text(query, "rx_sort", max_length=40)
+    tile_sort = params.text(query, "tile_sort", max_length=40)
+    return {
+        **fit,
+        "receivers": fitstats.sort_rows(fit["receivers"], rx_sort, fitstats.RECEIVER_COLUMNS,
+                                        fitstats.DEFAULT_RECEIVER_SORT),
+        "tiles": fitstats.sort_rows(fit["tiles"], tile_sort, fitstats.TILE_COLUMNS, fitstats.DEFAULT_TILE_SORT),
+        "receiver_columns": sort_links(fitid, "rx_sort", rx_sort, {"tile_sort": tile_sort},
+                                       fitstats.RECEIVER_COLUMNS, fitstats.DEFAULT_RECEIVER_SORT),
+        "tile_columns": sort_links(fitid, "tile_sort", tile_sort, {"rx_sort": rx_sort},
+                                   fitstats.TILE_COLUMNS, fitstats.DEFAULT_TILE_SORT),
+        "links": {
+            "receivers_csv": page.fit_url(fitid, format="csv", table="receivers"),
+            "tiles_csv": page.fit_url(fitid, format="csv", table="tiles"),
+            "receivers_json": page.fit_url(fitid, format="json", table="receivers"),
+            "tiles_json": page.fit_url(fitid, format="json", table="tiles"),
+            "json": page.fit_url(fitid, format="json"),
+        },
+    }
+
+
+def json_body(fit: dict[str, Any], table: str | None) -> dict[str, Any]:
+    """The JSON answer: the fit's header and its tables (or the one named)."""
+    body: dict[str, Any] = {
+        "fitid": fit["fitid"],
+        "creator": fit["creator"],
+        "code_version": fit["code_version"],
+        "fit_time": fit["ran"].astimezone(timezone.utc).isoformat(),
+        "fit_time_awst": timeconv.to_awst(fit["ran"]).isoformat(),
+        "observations": [{"obsid": o["obsid"], "obsname": o["obsname"]} for o in fit["observations"]],
+        "units": "m",
+    }
+    for t in TABLES:
+        if table in (None, t):
+            body[t] = fit[t]
+    return body
