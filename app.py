@@ -7,14 +7,12 @@ Each handler is a few lines; the work is in ``chalicelib``.
 
 from __future__ import annotations
 
-import uuid
-
 from chalice import Chalice, Response
 
-from chalicelib import health
+from chalicelib import health, observability
 from chalicelib import requests as cal_requests
-from chalicelib.errors import NotBuilt, ServiceError
-from chalicelib.observability import logger, metrics
+from chalicelib.errors import ServiceError
+from chalicelib.observability import logger
 from chalicelib.web import error_response, internal_error, json_response
 
 app = Chalice(app_name="mwa-calib", configure_logs=False)
@@ -22,28 +20,30 @@ app = Chalice(app_name="mwa-calib", configure_logs=False)
 
 @app.middleware("http")
 def answer_errors(event, get_response):
-    """Turn every failure into a JSON answer; log faults of ours with a request id."""
-    ctx = event.context or {}
-    request_id = ctx.get("requestId") or str(uuid.uuid4())
-    logger.append_keys(request_id=request_id, path=ctx.get("resourcePath"),
-                       obs_id=(event.query_params or {}).get("obs_id"))
-    metrics.add_dimension("endpoint", ctx.get("resourcePath") or "unknown")
-    metrics.add_metric(name="Requests", unit="Count", value=1)
+    """Turn every failure into a JSON answer; log, count and time every request under its request id."""
+    request_id = observability.begin_request(event)
+    status = 500
     try:
         response = get_response(event)
         if response.status_code == 500 and isinstance(response.body, dict) and "Code" in response.body:
-            return internal_error(request_id)  # Chalice caught and logged a fault of ours
+            response = internal_error(request_id)  # Chalice caught and logged a fault of ours
+        status = response.status_code
         return response
     except ServiceError as exc:
+        status = exc.status
         if exc.status >= 500:
             logger.warning("service unavailable", extra={"error": exc.message, "status": exc.status})
+        elif exc.status == 404 and "searched" in exc.details:
+            observability.count(observability.SELECTION_MISS)
         return error_response(exc, request_id)
     except Exception:  # noqa: BLE001 - the one place that turns faults of ours into a 500
         logger.exception("internal error")
         return internal_error(request_id)
     finally:
-        metrics.flush_metrics(raise_on_empty_metrics=False)
-        logger.remove_keys(["request_id", "path", "obs_id"])
+        observability.end_request(status)
+
+
+observability.install(app)  # the event functions' middleware; Chalice's own log lines as JSON
 
 
 def _query() -> dict[str, str]:
@@ -54,6 +54,16 @@ def _query() -> dict[str, str]:
 def get_health() -> Response:
     report = health.check()
     return json_response(report, 200 if report["ok"] else 503)
+
+
+@app.route("/calib/openapi.json", cors=True)
+def openapi_document() -> Response:
+    """The OpenAPI 3 description of every public endpoint."""
+    from chalicelib import openapi
+
+    req = app.current_request
+    return json_response(openapi.document(openapi.server_url(req.headers, req.context)),
+                         headers={"Cache-Control": "public, max-age=300"})
 
 
 @app.route("/calib/get_cal_solution")
@@ -81,6 +91,20 @@ def summary() -> Response:
     from chalicelib.summary import views
 
     return views.summary_page(_query())
+
+
+@app.route("/calib/fit")
+def fit_page() -> Response:
+    from chalicelib.summary import views
+
+    return views.fit_page(_query())
+
+
+@app.route("/calib/plot/{kind}")
+def plot(kind: str) -> Response:
+    from chalicelib.plots import service
+
+    return service.plot_response(kind, _query())
 
 
 @app.route("/calib/get_calfile_for_obsid")
@@ -130,17 +154,3 @@ def on_cal_file(event, context):
 def retry_callbacks(event):
     """Every 5 minutes: send the callbacks that are due (retries, or ones not sent yet)."""
     return cal_requests.retry_callbacks(event.context)
-
-
-@app.route("/calib/plot/{kind}")
-def plot(kind: str) -> Response:
-    from chalicelib.plots import service
-
-    return service.plot_response(kind, _query())
-
-
-@app.route("/calib/fit")
-def fit_page() -> Response:
-    from chalicelib.summary import views
-
-    return views.fit_page(_query())

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chalicelib import storage
+from chalicelib import observability, storage
 from chalicelib.config import settings
 from chalicelib.db import selection as queries
 from chalicelib.errors import NotFound
@@ -141,8 +141,11 @@ def deliver(req: Request, cand: Candidate, target_channels: Sequence[int], downl
     cfg = settings()
     key = cache_key(req, cand, resolved_format(req, cand))
     if req.nocache or not storage.exists(cfg.products_bucket, key):
+        observability.count(observability.CACHE_MISS)
         files = extra_files() if callable(extra_files) else extra_files
         body = build(req, cand, target_channels, name_obsid, files)
         storage.put_object(cfg.products_bucket, key, body, "application/zip")
+    else:
+        observability.count(observability.CACHE_HIT)
     return storage.presigned_url(cfg.products_bucket, key, download_name=download_name,
                                  content_type="application/zip")

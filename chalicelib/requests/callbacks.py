@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import db
+from chalicelib import db, observability
 from chalicelib.config import Settings, settings
 from chalicelib.db import requests as queries
 from chalicelib.errors import BadRequest
@@ -191,7 +191,10 @@ def attempt(row: dict[str, Any], cfg: Settings | None = None) -> dict[str, Any]:
     body = (row["callback_body"] or "").encode("utf-8")
     headers = {DELIVERY_HEADER: str(row["id"])}
     if cfg.callback_signing_secret:
-        headers[SIGNATURE_HEADER] = signature(body, cfg.callback_signing_secret)
+        from chalicelib import secrets
+
+        # a Terraform deployment passes an unresolved {{resolve:...}} reference: fetch the real key
+        headers[SIGNATURE_HEADER] = signature(body, secrets.resolve(cfg.callback_signing_secret))
     try:
         target = urls.check(row["callback_url"], cfg.callback_allow_hosts)
         result = transport.post(target, body, headers, connect_timeout_s=cfg.callback_connect_timeout_s,
@@ -210,6 +213,7 @@ def attempt(row: dict[str, Any], cfg: Settings | None = None) -> dict[str, Any]:
         state = "pending" if next_at else "failed"
     queries.record_attempt(row["id"], attempted_at=started, http_status=result.status, error=result.error,
                            state=state, next_attempt=next_at, delivered_at=done if result.ok else None)
+    observability.count(observability.CALLBACK_SENT if result.ok else observability.CALLBACK_FAILED)
     log = logger.info if result.ok else logger.warning
     log("callback attempt", extra={"calibration_request_id": row["id"], "cal_id": row["cal_id"],
                                    "attempt": attempts_made, "http_status": result.status, "error": result.error,
