@@ -131,10 +131,14 @@ def centre_channel(channels: Sequence[int]) -> int:
     return sorted(channels)[len(channels) // 2]
 
 
+def fixtures_dir() -> Path:
+    """The real MWA files: ``MWA_FIXTURES_DIR`` or ``../shared/fixtures/mwa`` beside the project."""
+    return Path(os.environ.get("MWA_FIXTURES_DIR") or PROJECT.parent / "shared" / "fixtures" / "mwa")
+
+
 def real_metafits_path() -> Path:
-    """The real 1457904016 metafits (``MWA_FIXTURES_DIR`` or ``../shared/fixtures/mwa`` beside the project)."""
-    base = Path(os.environ.get("MWA_FIXTURES_DIR") or PROJECT.parent / "shared" / "fixtures" / "mwa")
-    path = base / str(REAL_TARGET_OBSID) / f"{REAL_TARGET_OBSID}_metafits.fits"
+    """The real 1457904016 metafits."""
+    path = fixtures_dir() / str(REAL_TARGET_OBSID) / f"{REAL_TARGET_OBSID}_metafits.fits"
     if not path.exists():
         raise FileNotFoundError(f"the demo needs the real metafits {path} (shared/ beside the project, "
                                 f"or MWA_FIXTURES_DIR)")

@@ -204,6 +204,37 @@ class _LocalContext:
         return 300_000
 
 
+REAL_FIT_CAL = 1369821496  # a real hyperdrive fit (24 coarse channels, 144 tiles) in the fixtures
+REAL_FIT_ID = 1685790000000000  # Unix microseconds, an hour after that observation
+
+
+def land_real_fit(env: dict[str, str]) -> None:
+    """Put the real hyperdrive fit of 1369821496 into the local calibration bucket.
+
+    Its files are uploaded at every start (local S3 lives in memory); the manifest only while the
+    database lacks the fit, so the event pump ingests it once through the same S3 path as AWS.
+    """
+    import boto3
+
+    from chalicelib.db import ingest as ingest_queries
+    from chalicelib.requests import fitfiles
+    from devstack import demo
+
+    folder = demo.fixtures_dir() / str(REAL_FIT_CAL)
+    solutions = sorted(p.name for p in folder.glob("hyp_soln_*_solutions.fits"))
+    metafits = f"{REAL_FIT_CAL}_metafits.fits"
+    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"])
+    prefix = fitfiles.fit_prefix(REAL_FIT_CAL, REAL_FIT_ID)
+    for name in [*solutions, metafits]:
+        s3.put_object(Bucket=env["CALIB_CAL_BUCKET"], Key=prefix + name, Body=(folder / name).read_bytes())
+    if ingest_queries.recorded_fit(REAL_FIT_ID, REAL_FIT_CAL) is None:
+        manifest = {"solutions": solutions, "metafits": metafits, "creator": "calvin",
+                    "finished_datetime": "2023-06-03T10:00:00Z"}
+        s3.put_object(Bucket=env["CALIB_CAL_BUCKET"], Key=fitfiles.manifest_key(REAL_FIT_CAL, REAL_FIT_ID),
+                      Body=json.dumps(manifest).encode())
+        print(f"[stack] the real fit of {REAL_FIT_CAL} landed in the calibration bucket; the pump ingests it")
+
+
 def prepare(aws_port: int = 5100, dbname: str = "mwa", seed_demo: bool = True,
             data_dir: Path | None = None) -> tuple[LocalStack, object]:
     """Start the database and AWS, create resources, migrate and seed; returns the stack and moto."""
@@ -238,8 +269,7 @@ def prepare(aws_port: int = 5100, dbname: str = "mwa", seed_demo: bool = True,
             print("[stack] seeding the demo data (first run only)...")
             counts = demo.seed_database(demo.generate(), progress=True)
             print(f"[stack] seeded: {counts}")
-        if hasattr(demo, "upload_demo_files"):
-            demo.upload_demo_files()
+        land_real_fit(env)
     print(f"[stack] database, S3 and SQS ready in {time.perf_counter() - t0:.1f} s")
     return LocalStack(db_sock=sock, aws_endpoint=endpoint, env=env, queues=queues), moto
 

@@ -89,6 +89,64 @@ def test_a_presigned_solution_zip_is_served_from_local_s3(stack):
     assert status == 200 and body[:2] == b"PK"
 
 
+def test_the_real_hyperdrive_fit_is_ingested_through_the_s3_path(stack):
+    """The stack lands the real 1369821496 fit in local S3; the pump feeds it to on_cal_file."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        status, _, body = _get(stack["base"] + "/calib/get_cal_fits?obs_id=1369821496&max_time_separation=0")
+        if status == 200:
+            break
+        time.sleep(1)
+    assert status == 200, body
+    fits = json.loads(body)
+    assert list(fits) == ["1685790000000000"]
+    cal, offset, key = fits["1685790000000000"]
+    assert (cal, offset) == (1369821496, 0) and key.startswith("fits/1369821496/1685790000000000/hyp_soln_")
+    status, headers, _ = _get(stack["base"] + "/calib/get_cal_solution?obs_id=1369821496&max_time_separation=0")
+    assert status == 302
+
+
+def test_a_request_travels_the_queue_and_its_callback_arrives(stack):
+    """README flow: add_cal_request -> SQS -> stored; a fit file lands in S3 -> the callback is POSTed."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import boto3
+
+    got: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        callback = f"http://127.0.0.1:{server.server_port}/cb"
+        status, _, body = _get(stack["base"] + "/calib/add_cal_request?obs_id=1457938216&asvo_job_id=42"
+                               f"&callback_url={urllib.request.quote(callback, safe='')}")
+        assert status == 200 and body == b"", body
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{stack['aws_port']}", region_name="ap-southeast-2",
+                          aws_access_key_id="local", aws_secret_access_key="local")
+        time.sleep(2)  # the pump stores the queued request first
+        s3.put_object(Bucket="mwa-calib-solutions", Key="fits/1457937960/1773900000000000/1457937960_error.json",
+                      Body=b'{"message": "hyperdrive did not converge"}')
+        deadline = time.time() + 30
+        while not got and time.time() < deadline:
+            time.sleep(0.2)
+        assert got, "no callback within 30 s"
+        assert got[0]["cal_id"] == 1457937960 and got[0]["target_obs_id"] == 1457938216
+        assert got[0]["asvo_job_id"] == 42 and got[0]["success"] is False
+        assert "did not converge" in got[0]["message"]
+    finally:
+        server.shutdown()
+
+
 def test_ctrl_c_stops_every_process(stack):
     proc = stack["proc"]
     os.killpg(proc.pid, signal.SIGINT)
@@ -96,3 +154,28 @@ def test_ctrl_c_stops_every_process(stack):
     time.sleep(0.5)
     assert not _listening(stack["port"]) and not _listening(stack["aws_port"])
     assert "[stack] stopped" in (stack["data"] / "serve.log").read_text()
+
+
+def test_a_second_run_reuses_the_data(stack):
+    """After Ctrl-C, the same command on the same data comes back without seeding again."""
+    data = stack["data"]
+    port, aws_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CALIB_", "AWS_"))}
+    with open(data / "serve2.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "serve", "--port", str(port), "--aws-port", str(aws_port),
+             "--data-dir", str(data)],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline and not _listening(port):
+                assert proc.poll() is None, (data / "serve2.log").read_text()[-3000:]
+                time.sleep(0.3)
+            status, _, body = _get(f"http://127.0.0.1:{port}/calib/get_cal_fits?obs_id=1457904016")
+            assert status == 200 and "1773831785589944" in json.loads(body)
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(30)
+    text = (data / "serve2.log").read_text()
+    assert "seeding the demo data" not in text and "[stack] stopped" in text
+    assert "seeding the demo data" in (data / "serve.log").read_text()
