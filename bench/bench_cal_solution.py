@@ -49,7 +49,7 @@ def run(days: int, root: Path, n: int) -> dict:
     from moto import mock_aws
 
     srv = start_database(root / str(days))
-    counts = seed(days)
+    seed(days)
     from app import app
     from chalicelib import db, storage
     from chalicelib.db import selection as queries

@@ -19,12 +19,13 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
+
+from bench.benchdb import seed, start_database  # noqa: E402
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "mwa-calib-bench")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MWACalibBench")
@@ -35,43 +36,6 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 GPS_TO_UNIX = 315964782
 DAY_MS = 86_400_000
 STYLES = ("full", "Y-X", "tilemean", "recmean", "quality")
-
-
-def start_database(datadir: Path) -> None:
-    """pgserver in datadir; the CALIB_DB_* variables point the service at database 'bench'."""
-    warnings.filterwarnings("ignore", module="platformdirs")
-    import pg8000.native
-    import pgserver
-
-    srv = pgserver.get_server(datadir, cleanup_mode="stop")
-    host = srv.get_uri().split("host=", 1)[1].split("&", 1)[0]
-    sock = str(Path(host) / ".s.PGSQL.5432")
-    conn = pg8000.native.Connection(user="postgres", database="postgres", unix_sock=sock)
-    if not conn.run("SELECT 1 FROM pg_database WHERE datname = 'bench'"):
-        conn.run("CREATE DATABASE bench")
-    conn.close()
-    os.environ.update({"CALIB_DB_UNIX_SOCK": sock, "CALIB_DB_NAME": "bench", "CALIB_DB_USER": "postgres"})
-    os.environ.pop("CALIB_DB_HOST", None)
-    return srv
-
-
-def seed(days: int) -> None:
-    from chalicelib import db, migrate
-    from devstack import demo
-
-    migrate.apply()
-    have = db.query("SELECT min(obsid) AS lo, max(obsid) AS hi, count(*) AS n FROM calibration_fits")[0]
-    if have["n"]:
-        span = (have["hi"] - have["lo"]) / 86400
-        print(f"[bench] reusing the database: {have['n']} fits over {span:.0f} days", flush=True)
-        return
-    t0 = time.perf_counter()
-    data = demo.generate(days=days)
-    print(f"[bench] generated {len(data.observations)} observations, {len(data.fits)} fits of "
-          f"{data.n_tiles} tiles in {time.perf_counter() - t0:.1f} s; seeding ...", flush=True)
-    counts = demo.seed_database(data, progress=True)
-    db.execute("ANALYZE")
-    print(f"[bench] seeded in {time.perf_counter() - t0:.1f} s: {counts}", flush=True)
 
 
 def iso(ms: int) -> str:

@@ -19,7 +19,6 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -30,21 +29,10 @@ TARGETS_MS = {"summary_7d": 300, "plot_uncached": 2000, "plot_cached": 50}
 
 
 def _env(pgdata: Path) -> None:
-    warnings.filterwarnings("ignore", module="platformdirs")
-    import pg8000.native
-    import pgserver
+    from bench.benchdb import start_database
 
-    pgdata.mkdir(parents=True, exist_ok=True)
-    srv = pgserver.get_server(pgdata, cleanup_mode="stop")
-    _env.server = srv  # keep it alive
-    host = srv.get_uri().split("host=", 1)[1].split("&", 1)[0]
-    sock = str(Path(host) / ".s.PGSQL.5432")
-    conn = pg8000.native.Connection(user="postgres", unix_sock=sock, database="postgres")
-    if not conn.run("SELECT 1 FROM pg_database WHERE datname = 'bench_summary'"):
-        conn.run("CREATE DATABASE bench_summary")
-    conn.close()
+    _env.server = start_database(pgdata, "bench_summary")  # keep it alive
     os.environ.update({
-        "CALIB_DB_UNIX_SOCK": sock, "CALIB_DB_NAME": "bench_summary", "CALIB_DB_USER": "postgres",
         "CALIB_PRODUCTS_BUCKET": "bench-products", "CALIB_CAL_BUCKET": "bench-cal",
         "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "ap-southeast-2",
         "AWS_REGION": "ap-southeast-2", "POWERTOOLS_SERVICE_NAME": "mwa-calib-bench",

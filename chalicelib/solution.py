@@ -12,6 +12,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def canonical_nan(values: np.ndarray) -> np.ndarray:
+    """``values`` with every NaN as the standard quiet NaN, so identical solutions give identical files."""
+    nan = np.isnan(values)
+    if nan.any():
+        values = values.copy()
+        values[nan] = np.nan
+    return values
+
+
 @dataclass(frozen=True)
 class TileInfo:
     """One tile of an observation, as the metafits TILEDATA describes it."""

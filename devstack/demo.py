@@ -697,7 +697,6 @@ def _plan_fits(rng: np.random.Generator, observations: list[Observation], metas:
     all_nan = singles[len(singles) // 2] if singles else None
     forced_span = next((i for i in cals if i in pairs and i not in not_yet and pairs[i] not in not_yet), None)
     forced_refit = next((i for i in singles[len(singles) // 3:] if i != all_nan), None)
-    n_tiles = model.n
 
     specs: list[FitSpec] = []
     used: set[tuple[str, int]] = set()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chalicelib.solution import CalibrationSolution
+from chalicelib.solution import CalibrationSolution, canonical_nan
 
 MAGIC = b"MWAOCAL\0"
 HEADER = struct.Struct("<8s6I2d")  # magic, fileType, structureType, intervals, antennas, channels, pols, start, end
@@ -40,15 +40,6 @@ class AocalFile:
     polarization_count: int = N_POLS
 
 
-def _canonical_nan(values: np.ndarray) -> np.ndarray:
-    """Return ``values`` with every NaN as the quiet NaN 0x7ff8000000000000, so output is deterministic."""
-    nan = np.isnan(values)
-    if nan.any():
-        values = values.copy()
-        values[nan] = np.nan
-    return values
-
-
 def write_aocal(sol: CalibrationSolution) -> bytes:
     """Encode a solution as an AO-cal file, so tools that read mwa-reduce/hyperdrive .bin files can apply it.
 
@@ -62,7 +53,7 @@ def write_aocal(sol: CalibrationSolution) -> bytes:
     end = float(sol.times_gps[-1][1]) if n_times else 0.0
     header = HEADER.pack(MAGIC, 0, 0, n_times, n_tiles, n_chans, N_POLS, start, end)
     floats = np.ascontiguousarray(sol.jones, dtype=_JONES_DTYPE).view("<f8")
-    return header + _canonical_nan(floats).tobytes()
+    return header + canonical_nan(floats).tobytes()
 
 
 def read_aocal(data: bytes) -> AocalFile:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.solution import CalibrationSolution
+from chalicelib.solution import CalibrationSolution, canonical_nan
 
 HDU_ORDER = ("PRIMARY", "SOLUTIONS", "TIMEBLOCKS", "TILES", "CHANBLOCKS", "RESULTS")
 FORMAT_DOC_URL = "https://mwatelescope.github.io/mwa_hyperdrive/defs/cal_sols_hyp.html"
@@ -66,15 +66,6 @@ class HyperdriveSolutions:
         return self.jones.shape[2]
 
 
-def _canonical_nan(values: np.ndarray) -> np.ndarray:
-    """Return a float array with every NaN as the standard quiet NaN, so identical solutions give identical files."""
-    nan = np.isnan(values)
-    if nan.any():
-        values = values.copy()
-        values[nan] = np.nan
-    return values
-
-
 def _primary_header(sol: CalibrationSolution) -> Any:
     """Build the PRIMARY header: OBSID as a string like hyperdrive, SOFTWARE, fit id and any extra keys."""
     from astropy.io import fits
@@ -112,7 +103,7 @@ def write_hyperdrive(sol: CalibrationSolution) -> bytes:
     nan = np.isnan(sol.jones).any(axis=3)  # (time, tile, chan): a Jones with any NaN is flagged
 
     floats = np.ascontiguousarray(sol.jones, dtype=np.complex128).view(np.float64)
-    solutions = fits.ImageHDU(_canonical_nan(floats).reshape(n_times, n_tiles, n_chans, 8), name="SOLUTIONS")
+    solutions = fits.ImageHDU(canonical_nan(floats).reshape(n_times, n_tiles, n_chans, 8), name="SOLUTIONS")
 
     starts = np.array([t[0] for t in sol.times_gps], dtype=np.float64)
     ends = np.array([t[1] for t in sol.times_gps], dtype=np.float64)
