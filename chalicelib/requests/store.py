@@ -136,12 +136,14 @@ def store(req: QueuedRequest, context: Any = None) -> Stored:
 
 def handle_records(records: Iterable[Mapping[str, Any]], context: Any = None) -> list[Stored]:
     """Store each SQS record's request; raise StoreFailed naming those that failed."""
+    from aws_lambda_powertools.utilities.data_classes import SQSEvent
+
     out: list[Stored] = []
     failed: list[str] = []
-    for record in records:
-        message_id = record.get("messageId")
+    for record in SQSEvent({"Records": [dict(r) for r in records]}).records:
+        message_id = record.message_id
         try:
-            out.append(store(QueuedRequest.from_message(record.get("body"), message_id), context=context))
+            out.append(store(QueuedRequest.from_message(record.body, message_id), context=context))
         except Exception as exc:  # noqa: BLE001 - every failure keeps its message queued
             logger.exception("request message not stored; it stays queued",
                              extra={"message_id": message_id, "error": f"{type(exc).__name__}: {exc}"})
