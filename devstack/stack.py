@@ -274,6 +274,14 @@ def prepare(aws_port: int = 5100, dbname: str = "mwa", seed_demo: bool = True,
     return LocalStack(db_sock=sock, aws_endpoint=endpoint, env=env, queues=queues), moto
 
 
+def summary_range() -> str:
+    """The query string of the week before the newest fit (the demo's data lie in March 2026)."""
+    from chalicelib.db import summary as summary_queries
+
+    newest = summary_queries.latest_fitted_obsid()
+    return f"?start={newest - 7 * 86400}&end={newest + 86400}" if newest else ""
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, aws_port: int = 5100, seed_demo: bool = True,
           data_dir: Path | None = None) -> int:
     """Run everything until Ctrl-C; returns the exit code of chalice local."""
@@ -283,7 +291,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, aws_port: int = 5100, seed_
     cmd = [str(Path(sys.executable).parent / "chalice"), "local", "--host", host, "--port", str(port),
            "--stage", "dev", "--no-autoreload"]
     chalice = subprocess.Popen(cmd, cwd=PROJECT, env={**os.environ, **stack.env})
-    print(f"[stack] summary page: http://{host}:{port}/calib/summary")
+    print(f"[stack] summary page: http://{host}:{port}/calib/summary{summary_range()}")
     print(f"[stack] health:       http://{host}:{port}/calib/health")
     print(f"[stack] local S3/SQS: {stack.aws_endpoint}   (Ctrl-C stops everything)")
     stopping = threading.Event()

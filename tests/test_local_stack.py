@@ -76,8 +76,14 @@ def test_health_answers_200(stack):
     assert json.loads(body)["ok"] is True
 
 
-def test_summary_url_is_printed(stack):
-    assert f"http://127.0.0.1:{stack['port']}/calib/summary" in (stack["data"] / "serve.log").read_text()
+def test_summary_url_is_printed_and_shows_the_demo_week(stack):
+    import re
+
+    log = (stack["data"] / "serve.log").read_text()
+    url = re.search(rf"http://127\.0\.0\.1:{stack['port']}/calib/summary\S*", log).group(0)
+    status, _, body = _get(url)
+    assert status == 200
+    assert body.count(b"fit?fitid=") >= 10  # the newest demo week, not an empty page
 
 
 def test_a_presigned_solution_zip_is_served_from_local_s3(stack):

@@ -215,3 +215,9 @@ def decode_float8(raw: bytes | None) -> np.ndarray:
     if not raw:
         return np.zeros(0)
     return np.frombuffer(bytes(raw), dtype=">f8").astype(np.float64)
+
+
+def latest_fitted_obsid() -> int | None:
+    """The newest observation that has a fit (where the summary page has something to show)."""
+    rows = db.query("SELECT max(obsid) AS obsid FROM calibration_fits")
+    return rows[0]["obsid"] if rows else None
