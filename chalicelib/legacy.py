@@ -34,7 +34,6 @@ from chalice import Response
 from chalicelib import params, storage
 from chalicelib.calib_api import criteria, obs_id
 from chalicelib.config import settings
-from chalicelib.db import legacy as legacy_queries
 from chalicelib.db import selection as queries
 from chalicelib.errors import BadRequest, Conflict, NotFound, ServiceError
 from chalicelib.observability import logger, metrics
@@ -169,7 +168,7 @@ def target_metafits(obs: int, cand: Candidate, target_channels: Sequence[int], f
     from chalicelib.formats.metafits import read_metafits
 
     cal, fit = cand.calibrator, cand.fit
-    rows = legacy_queries.calibdata_rows(fit.fitid, cal.obsid)
+    rows = queries.solution_rows(fit.fitid, cal.obsid, quality=True)
     if not rows:
         raise NotFound(f"fit {fit.fitid} of calibrator {cal.obsid} has no solution rows")
     record = queries.fit_record(fit.fitid, cal.obsid) or {"fitid": fit.fitid, "obsid": cal.obsid}
@@ -186,7 +185,7 @@ def target_metafits(obs: int, cand: Candidate, target_channels: Sequence[int], f
             failed = failed_tiles(rows, cal, info.tiles, info.channels, fine_chan_hz)
             return metafits_out.apply_calibration_bytes(source, applied, rows, cal.channels, failed)
 
-    observation = legacy_queries.observation(obs)
+    observation = queries.observation(obs)
     if observation is None:
         raise NotFound(f"observation {obs} is no longer in the schedule database")
     # No tile rows for the target: describe the calibrator's tiles, as the .bin beside it does.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from chalicelib import db
+from chalicelib.records import Observation
 from chalicelib.selection.rules import Calibrator, FitInfo, Target
 from chalicelib.solution import TileInfo
 
@@ -12,19 +13,41 @@ from chalicelib.solution import TileInfo
 MAX_CALIBRATORS = 5000
 
 
+_OBSERVATION_SQL = (
+    "SELECT m.starttime, m.stoptime, m.obsname, m.creator, m.projectid, m.mode,"
+    " sm.calibration, sm.calibrators, r.frequencies, r.gain_control_value"
+    " FROM mwa_setting m"
+    " LEFT JOIN schedule_metadata sm ON sm.observation_number = m.starttime"
+    " LEFT JOIN rf_stream r ON r.starttime = m.starttime AND r.number = 0"
+    " WHERE m.starttime = :obsid"
+)
+
+
+def _observation_row(obsid: int) -> dict | None:
+    rows = db.query(_OBSERVATION_SQL, {"obsid": obsid})
+    return rows[0] if rows else None
+
+
 def target(obsid: int) -> Target | None:
     """The observation's channels and gain value, or None when it is not in the schedule."""
-    rows = db.query(
-        "SELECT m.starttime, r.frequencies, r.gain_control_value FROM mwa_setting m"
-        " LEFT JOIN rf_stream r ON r.starttime = m.starttime AND r.number = 0"
-        " WHERE m.starttime = :obsid",
-        {"obsid": obsid},
-    )
-    if not rows:
+    r = _observation_row(obsid)
+    if r is None:
         return None
-    r = rows[0]
     return Target(obsid=obsid, channels=tuple(sorted(r["frequencies"] or ())),
                   gain_control_value=r["gain_control_value"])
+
+
+def observation(obsid: int) -> Observation | None:
+    """The whole observation as the schedule has it (mwa_setting, schedule_metadata, rf_stream, tiles)."""
+    r = _observation_row(obsid)
+    if r is None:
+        return None
+    return Observation(
+        obsid=int(r["starttime"]), stoptime=int(r["stoptime"]), obsname=r["obsname"],
+        channels=sorted(r["frequencies"] or ()), gain_control_value=r["gain_control_value"],
+        calibration=bool(r["calibration"]), calibrators=r["calibrators"], creator=r["creator"],
+        projectid=r["projectid"], mode=r["mode"], tiles=observation_tiles(obsid),
+    )
 
 
 def calibrators_near(obsid: int, low: int, high: int) -> list[Calibrator]:
@@ -77,17 +100,19 @@ def observation_tiles(obsid: int) -> list[TileInfo]:
 
 
 SOLUTION_SCALARS = ("x_delay_m", "x_intercept", "y_delay_m", "y_intercept")
+QUALITY_SCALARS = ("x_phase_fit_quality", "x_gains_fit_quality", "y_phase_fit_quality", "y_gains_fit_quality")
 SOLUTION_ARRAYS = ("x_gains", "x_gains_pol0", "x_gains_pol1", "y_gains", "y_gains_pol0", "y_gains_pol1")
 
 
-def solution_rows(fitid: int, obsid: int) -> list[dict]:
-    """The columns a Jones rebuild needs, one dict per tile of the fit (arrays as numpy).
+def solution_rows(fitid: int, obsid: int, quality: bool = False) -> list[dict]:
+    """The columns a Jones rebuild needs (and the quality figures if asked), one dict per tile (arrays as numpy).
 
     Arrays travel as text and are parsed by numpy: pg8000's own float8[] decoding costs ~1 ms a row.
     """
     arrays = ", ".join(f"array_to_string({c}, ',') AS {c}" for c in SOLUTION_ARRAYS)
+    scalars = SOLUTION_SCALARS + (QUALITY_SCALARS if quality else ())
     rows = db.query(
-        f"SELECT tileid, {', '.join(SOLUTION_SCALARS)}, {arrays} FROM calibration_solutions"
+        f"SELECT tileid, {', '.join(scalars)}, {arrays} FROM calibration_solutions"
         " WHERE fitid = :fitid AND obsid = :obsid ORDER BY tileid",
         {"fitid": fitid, "obsid": obsid},
     )
