@@ -100,8 +100,9 @@ def test_real_fit_rebuilt_bin_matches_calibdata(client, real_fit):
     flagged_expected = []
     for ant in range(256):
         (dx, ix, gx), (dy, iy, gy) = params[(ant, "X")], params[(ant, "Y")]
-        jxx = np.exp(1j * (ix - 2 * np.pi * nu * dx / C)) / gx[coarse_of]
-        jyy = np.exp(1j * (iy - 2 * np.pi * nu * dy / C)) / gy[coarse_of]
+        with np.errstate(invalid="ignore"):  # NaN rows of failed tiles
+            jxx = np.exp(1j * (ix - 2 * np.pi * nu * dx / C)) / gx[coarse_of]
+            jyy = np.exp(1j * (iy - 2 * np.pi * nu * dy / C)) / gy[coarse_of]
         bad = np.isnan(jxx) | np.isnan(jyy)
         got = jones[0, ant]
         assert np.array_equal(np.isnan(got[:, 0]), bad), ant
