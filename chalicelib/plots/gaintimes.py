@@ -104,16 +104,11 @@ def render(data: Mapping[str, Any]) -> bytes:
         p = canvas.where[t["tileid"]]
         xs = p.x + off
         h = t["history"]
-        if len(h["creator"]):
-            alpha = layout.quantize_alpha(h["alpha"])
-            creators = np.array(h["creator"], dtype=object)
-            for c in set(h["creator"]):
-                for a in np.unique(alpha):
-                    m = (creators == c) & (alpha == a)
-                    k = int(m.sum())
-                    for key, pol in (("x_gains", "x"), ("y_gains", "y")):
-                        b.add(p.row, np.tile(xs, k), h[key][m].ravel(), color=layout.creator_colour(c, pol),
-                              alpha=a, size=1.6, z=2)
+        for c, a, m in layout.history_groups(h):
+            k = int(m.sum())
+            for key, pol in (("x_gains", "x"), ("y_gains", "y")):
+                b.add(p.row, np.tile(xs, k), h[key][m].ravel(), color=layout.creator_colour(c, pol),
+                      alpha=a, size=1.6, z=2)
         for key, colour in (("x_gains", cx), ("y_gains", cy)):
             b.add(p.row, np.concatenate([xs, gap]), np.concatenate([t[key], gap]), color=colour, size=0.9, z=3,
                   line=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,17 @@ def quantize_alpha(alpha: np.ndarray, levels: int = 8) -> np.ndarray:
     """Alphas rounded to a few levels, so points are drawn in a few batches (fast) not one by one."""
     a = np.clip(np.asarray(alpha, dtype=np.float64), MIN_ALPHA, 1.0)
     return np.round(a * levels) / levels
+
+
+def history_groups(history: Mapping[str, Any]) -> Iterator[tuple[str, float, np.ndarray]]:
+    """(creator, alpha, mask) for each batch of a tile's earlier fits: one colour and fading level each."""
+    if not len(history["creator"]):
+        return
+    alpha = quantize_alpha(history["alpha"])
+    creators = np.array(history["creator"], dtype=object)
+    for c in set(history["creator"]):
+        for a in np.unique(alpha):
+            yield c, a, (creators == c) & (alpha == a)
 
 
 # --------------------------------------------------------------------------------------------

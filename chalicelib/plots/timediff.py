@@ -79,17 +79,12 @@ def render(data: Mapping[str, Any]) -> bytes:
     for t in tiles:
         p = canvas.where[t["tileid"]]
         h = t["history"]
-        if len(h["creator"]):
-            frac = 1.0 - np.clip(h["age_s"] / data["window_s"], 0, 1)  # 0 oldest .. 1 newest
-            alpha = layout.quantize_alpha(h["alpha"])
-            creators = np.array(h["creator"], dtype=object)
-            for c in set(h["creator"]):
-                for a in np.unique(alpha):
-                    m = (creators == c) & (alpha == a)
-                    b.add(p.row, p.x - 0.45 + 0.27 * frac[m], h["x"][m], color=layout.creator_colour(c, "x"),
-                          alpha=a, size=2.4, z=2)
-                    b.add(p.row, p.x + 0.03 + 0.27 * frac[m], h["y"][m], color=layout.creator_colour(c, "y"),
-                          alpha=a, size=2.4, z=2)
+        frac = 1.0 - np.clip(h["age_s"] / data["window_s"], 0, 1)  # 0 oldest .. 1 newest
+        for c, a, m in layout.history_groups(h):
+            b.add(p.row, p.x - 0.45 + 0.27 * frac[m], h["x"][m], color=layout.creator_colour(c, "x"),
+                  alpha=a, size=2.4, z=2)
+            b.add(p.row, p.x + 0.03 + 0.27 * frac[m], h["y"][m], color=layout.creator_colour(c, "y"),
+                  alpha=a, size=2.4, z=2)
         b.add(p.row, p.x - 0.1, t["x"], color=layout.creator_colour(creator, "x"), size=6.5, edge="k", z=4,
               annotate=True)
         b.add(p.row, p.x + 0.4, t["y"], color=layout.creator_colour(creator, "y"), size=6.5, edge="k", z=4,

@@ -60,15 +60,10 @@ def render(data: Mapping[str, Any]) -> bytes:
     for t in tiles:
         p = canvas.where[t["tileid"]]
         h = t["history"]
-        if len(h["creator"]):
-            frac = 1.0 - np.clip(h["age_s"] / data["window_s"], 0, 1)
-            alpha = layout.quantize_alpha(h["alpha"])
-            creators = np.array(h["creator"], dtype=object)
-            for c in set(h["creator"]):
-                for a in np.unique(alpha):
-                    m = (creators == c) & (alpha == a)
-                    b.add(p.row, p.x - 0.44 + 0.6 * frac[m], h["xy"][m], color=layout.creator_colour(c, "x"),
-                          alpha=a, size=2.4, z=2)
+        frac = 1.0 - np.clip(h["age_s"] / data["window_s"], 0, 1)
+        for c, a, m in layout.history_groups(h):
+            b.add(p.row, p.x - 0.44 + 0.6 * frac[m], h["xy"][m], color=layout.creator_colour(c, "x"),
+                  alpha=a, size=2.4, z=2)
         b.add(p.row, p.x + 0.3, t["xy"], color=layout.creator_colour(data.get("creator"), "x"), size=6.5,
               edge="k", z=4, annotate=True)
     b.draw(canvas)
