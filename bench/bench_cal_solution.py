@@ -1,13 +1,15 @@
 """Time get_cal_fits and get_cal_solution in process, on demo databases of growing size.
 
 For each size (default: 30 days and 365 days; add 1825 for five years, which takes ~6 minutes to
-seed the first time) a database is kept in ``--root``/<days> and reused. The routes run through
+seed the first time, ~10 with ``--calibrators-per-day 6 10``: ~20,000 fits instead of ~12,700) a
+database is kept under ``--root`` and reused. The routes run through
 the Chalice test client with moto's S3 in process (moto's put of a 12.6 MB zip alone costs ~70 ms,
 so the zip build is also timed on its own). Printed: median and 95th percentile of
 get_cal_fits, get_cal_solution uncached (nocache=1) and cached, and the selection query alone,
 for 256-tile targets with 24 channels (768 fine channels at 40 kHz).
 
-    .venv/bin/python bench/bench_cal_solution.py [--days 30 365 1825] [--n 40] [--root /tmp/calib-bench]
+    .venv/bin/python bench/bench_cal_solution.py [--days 30 365 1825] [--calibrators-per-day 6 10]
+        [--n 40] [--root /tmp/calib-bench]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.benchdb import percentile, seed, start_database  # noqa: E402
+from bench.benchdb import database_dir, percentile, seed, start_database  # noqa: E402
 
 
 def targets(n: int) -> list[int]:
@@ -44,13 +46,13 @@ def timed(fn) -> tuple[float, object]:
     return (time.perf_counter() - t0) * 1000, out
 
 
-def run(days: int, root: Path, n: int) -> dict:
+def run(days: int, root: Path, n: int, calibrators_per_day: tuple[int, int] = (4, 6)) -> dict:
     import boto3
     from chalice.test import Client
     from moto import mock_aws
 
-    srv = start_database(root / str(days))
-    seed(days)
+    srv = start_database(database_dir(root, days, calibrators_per_day))
+    seed(days, calibrators_per_day)
     from app import app
     from chalicelib import db, storage
     from chalicelib.db import selection as queries
@@ -100,10 +102,12 @@ def run(days: int, root: Path, n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, nargs="+", default=[30, 365])
+    parser.add_argument("--calibrators-per-day", type=int, nargs=2, default=(4, 6), metavar=("LOW", "HIGH"),
+                        help="schedule density of the demo data (6 10: ~20,000 fits in five years)")
     parser.add_argument("--n", type=int, default=40, help="targets sampled per database")
     parser.add_argument("--root", type=Path, default=Path("/tmp/calib-bench"))
     args = parser.parse_args()
-    results = [run(d, args.root, args.n) for d in args.days]
+    results = [run(d, args.root, args.n, tuple(args.calibrators_per_day)) for d in args.days]
     print()
     print(f"{'database':>14} {'fits':>7} {'n':>4} | {'measure':<16} {'median ms':>10} {'p95 ms':>9}")
     print("-" * 70)

@@ -36,7 +36,13 @@ def start_database(datadir: Path, name: str = "bench"):
     return srv
 
 
-def seed(days: int) -> dict:
+def database_dir(root: Path, days: int, calibrators_per_day: tuple[int, int] = (4, 6)) -> Path:
+    """Where the benchmark database of that size and schedule density is kept (and reused)."""
+    low, high = calibrators_per_day
+    return root / (str(days) if (low, high) == (4, 6) else f"{days}-cal{low}-{high}")
+
+
+def seed(days: int, calibrators_per_day: tuple[int, int] = (4, 6)) -> dict:
     """Migrate and seed ``days`` of demo data unless the database already holds fits."""
     from chalicelib import db, migrate
     from devstack import demo
@@ -48,7 +54,7 @@ def seed(days: int) -> dict:
         print(f"[bench] reusing the database: {have['n']} fits over {span:.0f} days", flush=True)
         return have
     t0 = time.perf_counter()
-    data = demo.generate(days=days)
+    data = demo.generate(days=days, calibrators_per_day=tuple(calibrators_per_day))
     print(f"[bench] generated {len(data.observations)} observations, {len(data.fits)} fits in "
           f"{time.perf_counter() - t0:.1f} s; seeding ...", flush=True)
     counts = demo.seed_database(data, progress=True)

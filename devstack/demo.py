@@ -527,14 +527,22 @@ def _snap(t: float) -> int:
 
 
 def generate(days: int = 30, seed: int = DEFAULT_SEED, n_tiles: int | None = None,
-             end_gps: int | None = None) -> DemoData:
+             end_gps: int | None = None, calibrators_per_day: tuple[int, int] = (4, 6)) -> DemoData:
     """A deterministic ``days``-long stretch of observations and fits ending at ``end_gps``
-    (default: 2026-03-22 00:00 UTC, four days after the real observation 1457904016)."""
+    (default: 2026-03-22 00:00 UTC, four days after the real observation 1457904016).
+
+    ``calibrators_per_day`` (lowest, highest) sets how busy the schedule is: the default gives
+    about 7 fits a day; (6, 10) about 11, i.e. ~20,000 fits in five years, as benchmarks want.
+    A day with more calibrators than there are sources observes some sources twice."""
     from chalicelib.formats.metafits import (calibdata_rows, fit_from_metafits, observation_from_metafits,
                                              read_metafits)
 
     if days < 1:
         raise ValueError("days must be at least 1")
+    cal_lo, cal_hi = calibrators_per_day
+    if not 1 <= cal_lo <= cal_hi:
+        raise ValueError(f"calibrators_per_day must be (lowest, highest) with 1 <= lowest <= highest, "
+                         f"got {calibrators_per_day}")
     end = int(DEFAULT_END_GPS if end_gps is None else end_gps)
     start = end - days * DAY_S
     rng = np.random.default_rng(seed)
@@ -604,8 +612,8 @@ def generate(days: int = 30, seed: int = DEFAULT_SEED, n_tiles: int | None = Non
         n_cc = int(rng.integers(1, 3))
         day_ccs = [int(c) for c in rng.choice(CENTRE_CHANNELS, n_cc, replace=False, p=CENTRE_WEIGHTS)]
         picket_day = rng.random() < 0.15
-        n_cal = int(rng.integers(4, 7))
-        chosen = rng.choice(len(src_names), n_cal, replace=False, p=src_weights)
+        n_cal = int(rng.integers(cal_lo, cal_hi + 1))
+        chosen = rng.choice(len(src_names), n_cal, replace=n_cal > len(src_names), p=src_weights)
         lst0 = lst_hours(day0)
         plans = []
         for s in chosen:
@@ -840,12 +848,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiles", type=int, default=None, help="tiles (a multiple of 8, whole receivers; default 256)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--end-gps", type=int, default=None, help="end of the data (default 2026-03-22 00:00 UTC)")
+    parser.add_argument("--calibrators-per-day", type=int, nargs=2, default=(4, 6), metavar=("LOW", "HIGH"),
+                        help="calibrator observations a day (default 4 6, ~7 fits a day; 6 10 gives ~11)")
     parser.add_argument("--if-empty", action="store_true", help="do nothing when the database already has data")
     parser.add_argument("--generate-only", action="store_true", help="generate (every fit) and report, write nothing")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
-    data = generate(days=args.days, seed=args.seed, n_tiles=args.tiles, end_gps=args.end_gps)
+    data = generate(days=args.days, seed=args.seed, n_tiles=args.tiles, end_gps=args.end_gps,
+                    calibrators_per_day=tuple(args.calibrators_per_day))
     t1 = time.perf_counter()
     print(f"[demo] generated {len(data.observations)} observations ({len(data.calibrators)} calibrators),"
           f" {len(data.fits)} fits of {data.n_tiles} tiles, {gps_to_datetime(data.start_gps):%Y-%m-%d} .."

@@ -313,6 +313,22 @@ def test_fewer_tiles_keep_whole_receivers():
         demo.generate(days=1, n_tiles=100)
 
 
+def test_a_busier_schedule_for_benchmarks():
+    """(6, 10) calibrators a day: the ~11 fits a day that make five years ~20,000 fits."""
+    days = 20
+    end = demo.REAL_CAL_OBSID - 86400
+    usual = demo.generate(days=days, end_gps=end)
+    busy = demo.generate(days=days, end_gps=end, calibrators_per_day=(6, 10))
+    per_day = Counter(busy.day_of(o.obsid) for o in busy.calibrators)
+    assert max(per_day.values()) > len(demo.SOURCES)  # more than one a source on some days
+    assert len(busy.fits) / days > 9.5 > 8 > len(usual.fits) / days
+    # a source observed twice in a day keeps its observations apart in time
+    obs = sorted(busy.observations, key=lambda o: o.obsid)
+    assert all(a.stoptime <= b.obsid for a, b in zip(obs, obs[1:]))
+    with pytest.raises(ValueError):
+        demo.generate(days=1, calibrators_per_day=(5, 4))
+
+
 # --------------------------------------------------------------------------------------------
 # seeding
 
