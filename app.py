@@ -13,7 +13,7 @@ from chalicelib import health, observability
 from chalicelib import requests as cal_requests
 from chalicelib.errors import ServiceError
 from chalicelib.observability import logger
-from chalicelib.web import error_response, internal_error, json_response
+from chalicelib.web import GRAFANA_CORS, error_response, internal_error, json_response
 
 app = Chalice(app_name="mwa-calib", configure_logs=False)
 
@@ -121,14 +121,14 @@ def get_calfile_for_calid() -> Response:
     return legacy.get_calfile_for_calid(_query())
 
 
-@app.route("/calib/grafana", methods=["GET"], cors=True)
+@app.route("/calib/grafana", methods=["GET"], cors=GRAFANA_CORS)
 def grafana_health() -> Response:
     from chalicelib.grafana import api
 
     return api.health((app.current_request.context or {}).get("requestId"))
 
 
-@app.route("/calib/grafana/{action}", methods=["POST"], cors=True,
+@app.route("/calib/grafana/{action}", methods=["POST"], cors=GRAFANA_CORS,
            content_types=["application/json", "text/plain", "application/x-www-form-urlencoded"])
 def grafana_action(action: str) -> Response:
     from chalicelib.grafana import api

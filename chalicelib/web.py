@@ -6,11 +6,22 @@ import json
 import math
 from typing import Any
 
-from chalice import Response
+from chalice import CORSConfig, Response
 
 from chalicelib.errors import ServiceError
 
 JSON = {"Content-Type": "application/json"}
+
+# Browser-mode datasources: any origin; the headers a Grafana front end or a reverse proxy may add
+# besides Content-Type and Authorization (Chalice's default list has neither X-Grafana-* nor the
+# dashboard/panel ids), and a 10-minute preflight cache so a dashboard refresh is one round trip.
+GRAFANA_CORS = CORSConfig(
+    allow_origin="*",
+    allow_headers=["Accept", "X-Grafana-Org-Id", "X-Grafana-Device-Id", "X-Grafana-NoCache", "X-Dashboard-Uid",
+                   "X-Dashboard-Id", "X-Panel-Id", "X-Datasource-Uid", "X-Plugin-Id", "X-Query-Group-Id",
+                   "X-Requested-With"],
+    max_age=600,
+)
 
 
 def _clean(value: Any) -> Any:

@@ -122,12 +122,15 @@ def test_cors_preflight_allows_post_with_json(client):
     for path in (f"{BASE}/query", f"{BASE}/metrics", BASE):
         resp = gateway.handle_request(method="OPTIONS", path=path, body=b"", headers={
             "Origin": "http://grafana:3000", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type"})
+            "Access-Control-Request-Headers": "content-type,authorization,x-grafana-org-id,x-dashboard-uid"})
         assert resp["statusCode"] == 200
         headers = {k.lower(): v for k, v in resp["headers"].items()}
         assert headers["access-control-allow-origin"] == "*"
-        assert "content-type" in headers["access-control-allow-headers"].lower()
+        allowed = {h.strip().lower() for h in headers["access-control-allow-headers"].split(",")}
+        # what the plugin sends, and what a Grafana front end adds to requests it makes itself
+        assert {"content-type", "authorization", "x-grafana-org-id", "x-dashboard-uid", "x-panel-id"} <= allowed
         assert "OPTIONS" in headers["access-control-allow-methods"]
+        assert headers["access-control-max-age"] == "600"  # a dashboard refresh needs no new preflight
     resp = gateway.handle_request(method="OPTIONS", path=f"{BASE}/query", body=b"", headers={})
     assert "POST" in resp["headers"]["Access-Control-Allow-Methods"]
 
