@@ -56,13 +56,6 @@ class Conflict(ServiceError):
     error = "conflict"
 
 
-class NotBuilt(ServiceError):
-    """The endpoint is documented but not built yet (501)."""
-
-    status = 501
-    error = "not_implemented"
-
-
 class DatabaseUnavailable(ServiceError):
     """The database cannot be reached or failed (503); the caller may retry."""
 

@@ -97,8 +97,7 @@ def _components() -> dict[str, Any]:
             "properties": {
                 "error": {"type": "string", "description": "machine-readable class",
                           "enum": ["bad_request", "not_found", "conflict", "internal_error",
-                                   "database_unavailable", "storage_unavailable", "not_implemented",
-                                   "secret_unavailable"]},
+                                   "database_unavailable", "storage_unavailable", "secret_unavailable"]},
                 "message": {"type": "string"},
                 "parameter": {"type": "string", "description": "the query parameter at fault (400)"},
                 "request_id": {"type": "string", "description": "5xx: quote it; the log has the trace"},

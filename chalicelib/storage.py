@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import settings
 from chalicelib.errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -46,6 +49,11 @@ def _errors() -> tuple[type[BaseException], ...]:
     return (BotoCoreError, ClientError)
 
 
+def _missing(exc: ClientError) -> bool:
+    """Whether an S3 client error says the key does not exist (GET: NoSuchKey; HEAD: a bare 404)."""
+    return exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound")
+
+
 def get_object(bucket: str, key: str) -> bytes | None:
     """The object's bytes, or None when there is no such key."""
     from botocore.exceptions import ClientError
@@ -53,7 +61,7 @@ def get_object(bucket: str, key: str) -> bytes | None:
     try:
         return _client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if _missing(exc):
             return None
         raise StorageUnavailable(f"cannot read s3://{bucket}/{key}") from exc
     except _errors() as exc:
@@ -68,7 +76,7 @@ def exists(bucket: str, key: str) -> bool:
         _client("s3").head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if _missing(exc):
             return False
         raise StorageUnavailable(f"cannot check s3://{bucket}/{key}") from exc
     except _errors() as exc:
