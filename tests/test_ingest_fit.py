@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,27 @@ def test_fixture_rows_flags_and_reference(fixture_fit: dict, originals: dict) ->
             assert np.all(np.array(getattr(r, f"{pol}_gains_sigma_resid")) >= 0)
 
 
+def _phase_residuals(fixture_fit: dict, originals: dict) -> dict[str, dict[int, np.ndarray]]:
+    """Per pol and tile id: the wrapped phase of original/ref minus rebuilt per chanblock (NaN where unusable)."""
+    rows = fixture_fit["rows"]
+    rebuilt = _rebuilt(rows, originals["channels"])
+    J = originals["jones"]
+    tile_of = list(originals["tile_of"])
+    ref_ant = tile_of.index(11)
+    out: dict[str, dict[int, np.ndarray]] = {"x": {}, "y": {}}
+    for pol, p in (("x", 0), ("y", 3)):
+        for i, row in enumerate(rows):
+            if _is_all_nan(row) or row.tileid == 11:
+                continue
+            ant = tile_of.index(row.tileid)
+            with np.errstate(invalid="ignore"):
+                divided = J[ant, :, p] * np.conj(J[ref_ant, :, p]) / np.abs(J[ref_ant, :, p])
+                diff = np.angle(divided * np.conj(rebuilt[i, :, p]))
+            ok = originals["usable"] & np.isfinite(divided) & np.isfinite(rebuilt[i, :, p])
+            out[pol][row.tileid] = np.where(ok, diff, np.nan)
+    return out
+
+
 def _phase_rms(fixture_fit: dict, originals: dict) -> dict[str, dict[int, tuple[float, float]]]:
     """Per pol and tile id: (rms of rebuilt - original/ref phase, rms of the best possible straight line)."""
     rows = fixture_fit["rows"]
@@ -183,10 +205,11 @@ def _phase_rms(fixture_fit: dict, originals: dict) -> dict[str, dict[int, tuple[
 def test_fixture_rebuilt_phase_matches_originals(fixture_fit: dict, originals: dict) -> None:
     """Rebuilt phases match the originals divided by the reference tile to < 0.2 rad rms wherever a line can.
 
-    14 unflagged long-baseline tiles (LBF*/LBG*, ids 2041..2056) carry a smooth non-linear
-    (ionosphere-like, ~1/nu) phase of several radians relative to the core: no straight line fits
-    them better than ~0.56-0.61 rad rms, so the literal criterion cannot hold there (the issue's literal
-    criterion; see the closing note). For those the fit must be within 10 % of the best possible straight line.
+    14 unflagged long-baseline tiles (LBF*/LBG*, ids 2041..2056) carry a smooth curved phase of
+    up to ~2 rad relative to the core tiles (steepest at the low end of the 70-218 MHz picket
+    fence): no straight line fits them better than ~0.56-0.61 rad rms, so "< 0.2 rad" cannot hold
+    there for any delay + intercept row. For those the fit must be within 10 % of the best
+    possible straight line (the curve itself is checked in the next test).
     """
     stats = _phase_rms(fixture_fit, originals)
     name_of = {int(t): n for t, n in zip(originals["tile_of"], originals["name_of"])}
@@ -202,6 +225,31 @@ def test_fixture_rebuilt_phase_matches_originals(fixture_fit: dict, originals: d
             assert ours <= 1.15 * best + 0.01, (pol, tileid, ours, best)  # near-optimal everywhere
     assert all(name_of[t].startswith("LB") for t in nonlinear), sorted(nonlinear)
     assert len(nonlinear) == 14
+
+
+def test_long_baseline_tiles_share_one_curve_the_rows_cannot_hold(fixture_fit: dict, originals: dict) -> None:
+    """What the rows miss on the long-baseline tiles is one curve common to all 14 of them.
+
+    LBF* and LBG* sit on opposite sides of the array, yet their residuals (original/ref minus
+    rebuilt) follow the same curve to < 0.2 rad rms: a shared response of those tiles' signal
+    path relative to the core, not per-tile noise or a per-tile fitting error. Each tile's own
+    line (delay, intercept) is right; the curve is beyond what a calibration_solutions row holds.
+    """
+    residuals = _phase_residuals(fixture_fit, originals)
+    name_of = {int(t): n for t, n in zip(originals["tile_of"], originals["name_of"])}
+    long_baseline = sorted(t for t in residuals["x"] if name_of[t].startswith("LB"))
+    assert len(long_baseline) == 14
+    for pol, per_tile in residuals.items():
+        curves = np.array([per_tile[t] for t in long_baseline])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # chanblocks unusable on every tile
+            common = np.nanmean(curves, axis=0)
+        assert np.sqrt(np.nanmean(common**2)) > 0.4, pol  # the curve is real and large
+        channels = np.asarray(originals["freqs"]) < 90e6
+        assert np.nanmean(np.abs(common[channels])) > 0.8, pol  # steepest at the low end
+        for t, curve in zip(long_baseline, curves):
+            rms = float(np.sqrt(np.nanmean(np.angle(np.exp(1j * (curve - common))) ** 2)))
+            assert rms < 0.2, (pol, name_of[t], rms)
 
 
 def test_fixture_gains_times_amplitude_is_one(fixture_fit: dict, originals: dict) -> None:

@@ -26,10 +26,11 @@ Phase (per tile and polarisation, XX -> ``x_*``, YY -> ``y_*``)
 
     The intercept is wrapped to [-pi, pi). The reference tile's row has delay and intercept
     exactly 0. On obs 1369821496 the rebuilt phases match the reference-divided originals to
-    0.04-0.18 rad rms, except for the 14 unflagged long-baseline tiles (LBF*/LBG*), whose phase
-    relative to the core bends by several radians across the band (ionosphere-like, ~1/nu): no
-    straight line fits them better than ~0.56-0.61 rad rms, and this fit is within a few per
-    cent of that least-squares optimum (clipping trades a little total rms for robustness).
+    0.04-0.18 rad rms, except for the 14 unflagged long-baseline tiles (LBF*/LBG*): they share
+    one curved phase of up to ~2 rad relative to the core (steepest at the low end of the band,
+    the same on LBF and LBG within ~0.1 rad, so a common response of their signal path), which no
+    straight line fits better than ~0.56-0.61 rad rms; this fit is within a few per cent of that
+    least-squares optimum (clipping trades a little total rms for robustness).
 
 Amplitude (the raw, *not* reference-divided, solutions)
     ``x_gains[k]`` = mean over the usable chanblocks of coarse channel k of ``1/|J_xx|`` (NaN if
