@@ -1,4 +1,8 @@
-"""The five diagnostic plots of a calibration fit, one module each, and their shared layout.
+"""The five diagnostic plots of a calibration fit, one module each, and what they share.
+
+Shared: ``layout`` (tile cells by receiver and slot, colours, fading, y range, data helpers),
+``figure`` (the matplotlib figure and its PNG), ``legend`` (legend entries), ``marks`` (the marks
+drawn in a tile's cell) and ``channels`` (gains per coarse channel).
 
 Each plot module has ``compute(...)``: a pure function from database rows to the plot's data
 (plain dicts and numpy arrays per tile: exactly the points drawn) and ``render(data) -> bytes``

@@ -13,30 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.plots import layout
+from chalicelib.plots import figure, layout, legend, marks
+from chalicelib.plots.channels import channel_count, channel_note, channel_offsets, gains_array
 
 KIND = "gains"
 DEPENDS_ON_WINDOW_S = 0
-
-
-def gains_array(values: Any, n: int | None = None) -> np.ndarray:
-    """A gains column as float64 (NULL -> empty, or NaN x n when n is given)."""
-    if values is None:
-        return np.full(n, np.nan) if n else np.zeros(0)
-    a = np.asarray(values, dtype=np.float64).ravel()
-    if n is not None and a.size != n:
-        out = np.full(n, np.nan)
-        out[: min(n, a.size)] = a[: min(n, a.size)]
-        return out
-    return a
-
-
-def channel_count(solution_rows: Sequence[Mapping[str, Any]], channels: Sequence[int] | None) -> int:
-    """Channels of the fit: the observation's, else the longest gains array."""
-    if channels:
-        return len(channels)
-    return max([len(r.get("x_gains") or []) for r in solution_rows]
-               + [len(r.get("y_gains") or []) for r in solution_rows] + [0])
 
 
 def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapping[str, Any]], *,
@@ -57,34 +38,20 @@ def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapp
             "units": "1/|J|", "meta": dict(meta or {}), "tiles": tiles}
 
 
-def channel_offsets(n: int) -> np.ndarray:
-    """x offsets of n channels inside a cell, ascending left to right."""
-    return layout.cell_spread(n, -0.42, 0.42)
-
-
 def render(data: Mapping[str, Any]) -> bytes:
-    tiles = data["tiles"]
+    """The gains PNG of ``compute``'s data."""
     n = data["n_channels"]
-    refs = [layout.TileRef(t["tileid"], t["name"], t["rx"], t["slot"], t["flagged"]) for t in tiles]
-    values = np.concatenate([np.concatenate([t["x_gains"], t["y_gains"]]) for t in tiles]) if tiles else np.zeros(0)
-    cx, cy = layout.creator_colour(data.get("creator"), "x"), layout.creator_colour(data.get("creator"), "y")
-    canvas = layout.Canvas(
-        refs, title=layout.title(KIND, data.get("meta"), data["fitid"], data["obsid"]),
-        ylabel="gain amplitude (1/|J|)", ylim=layout.robust_limits(values), zero_line=False,
-        note=f"Each cell: the tile's gains over the {layout.channel_note(data.get('channels'), n)}, left to right.",
-        legend=[("X", dict(marker=".", ls="-", ms=4, color=cx)), ("Y", dict(marker=".", ls="-", ms=4, color=cy)),
-                ("flagged tile", dict(marker="s", ls="", ms=8, color=layout.FLAG_BAND))],
-        no_data=[t["tileid"] for t in tiles if t["no_data"]],
+    creator = data.get("creator")
+    canvas = figure.plot_canvas(
+        KIND, data, ylabel="gain amplitude (1/|J|)", zero_line=False,
+        values=layout.plotted_values(data["tiles"], ("x_gains", "y_gains")),
+        note=f"Each cell: the tile's gains over the {channel_note(data.get('channels'), n)}, left to right.",
+        legend=legend.pol_lines(creator),
     )
     off = channel_offsets(n)
-    b = layout.Batches()
-    gap = np.array([np.nan])
-    for t in tiles:
-        p = canvas.where[t["tileid"]]
-        xs = p.x + off
-        for key, colour in (("x_gains", cx), ("y_gains", cy)):
-            g = t[key]
-            b.add(p.row, np.concatenate([xs, gap]), np.concatenate([g, gap]), color=colour, size=0.9, z=3, line=True)
-            b.add(p.row, xs, g, color=colour, size=1.8, z=3.5)
+    b = figure.Batches()
+    for t, p in canvas.cells(data["tiles"]):
+        for key, colour in zip(("x_gains", "y_gains"), layout.creator_colours(creator)):
+            marks.gain_line(b, p.row, p.x + off, t[key], colour, dot_size=1.8)
     b.draw(canvas)
     return canvas.png()

@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.plots import layout
-from chalicelib.plots.gains import channel_count, channel_offsets, gains_array
-from chalicelib.plots.timediff import creators_legend
+from chalicelib.plots import figure, layout, legend, marks
+from chalicelib.plots.channels import channel_count, channel_note, channel_offsets, gains_array
 
 KIND = "gaintimes"
 WINDOW_S = 7 * 86400
@@ -78,40 +77,26 @@ def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapp
 
 
 def render(data: Mapping[str, Any]) -> bytes:
-    tiles = data["tiles"]
+    """The gaintimes PNG of ``compute``'s data."""
     n = data["n_channels"]
-    window_d = data["window_s"] / 86400
-    refs = [layout.TileRef(t["tileid"], t["name"], t["rx"], t["slot"], t["flagged"]) for t in tiles]
-    values = (np.concatenate([np.concatenate([t["x_gains"], t["y_gains"], t["history"]["x_gains"].ravel(),
-                                              t["history"]["y_gains"].ravel()]) for t in tiles])
-              if tiles else np.zeros(0))
     creator = data.get("creator")
-    cx, cy = layout.creator_colour(creator, "x"), layout.creator_colour(creator, "y")
-    canvas = layout.Canvas(
-        refs, title=layout.title(KIND, data.get("meta"), data["fitid"], data["obsid"]),
-        ylabel="gain amplitude (1/|J|)", ylim=layout.robust_limits(values), zero_line=False,
-        note=(f"Each cell: the tile's gains over the {layout.channel_note(data.get('channels'), n)}, left to right; "
-              f"lines: this fit; points: other fits of the previous {window_d:g} days, older fainter."),
-        legend=[("this fit X", dict(marker=".", ls="-", ms=4, color=cx)),
-                ("this fit Y", dict(marker=".", ls="-", ms=4, color=cy))] + creators_legend(data, ("x", "y"))
-        + [("flagged tile", dict(marker="s", ls="", ms=8, color=layout.FLAG_BAND))],
-        no_data=[t["tileid"] for t in tiles if t["no_data"]],
+    canvas = figure.plot_canvas(
+        KIND, data, ylabel="gain amplitude (1/|J|)", zero_line=False,
+        values=layout.plotted_values(data["tiles"], ("x_gains", "y_gains"), ("x_gains", "y_gains")),
+        note=(f"Each cell: the tile's gains over the {channel_note(data.get('channels'), n)}, left to right; "
+              f"lines: this fit; points: other fits of the previous {data['window_s'] / 86400:g} days, older fainter."),
+        legend=[*legend.pol_lines(creator, ("this fit X", "this fit Y")), *legend.creators(data, ("x", "y"))],
     )
     off = channel_offsets(n)
-    b = layout.Batches()
-    gap = np.array([np.nan])
-    for t in tiles:
-        p = canvas.where[t["tileid"]]
+    b = figure.Batches()
+    for t, p in canvas.cells(data["tiles"]):
         xs = p.x + off
         h = t["history"]
         for c, a, m in layout.history_groups(h):
             k = int(m.sum())
             for key, pol in (("x_gains", "x"), ("y_gains", "y")):
-                b.add(p.row, np.tile(xs, k), h[key][m].ravel(), color=layout.creator_colour(c, pol),
-                      alpha=a, size=1.6, z=2)
-        for key, colour in (("x_gains", cx), ("y_gains", cy)):
-            b.add(p.row, np.concatenate([xs, gap]), np.concatenate([t[key], gap]), color=colour, size=0.9, z=3,
-                  line=True)
-            b.add(p.row, xs, t[key], color=colour, size=2.6, z=3.5)
+                marks.earlier(b, p.row, np.tile(xs, k), h[key][m].ravel(), creator=c, pol=pol, alpha=a, size=1.6)
+        for key, colour in zip(("x_gains", "y_gains"), layout.creator_colours(creator)):
+            marks.gain_line(b, p.row, xs, t[key], colour, dot_size=2.6)
     b.draw(canvas)
     return canvas.png()

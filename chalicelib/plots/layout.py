@@ -1,4 +1,4 @@
-"""What every diagnostic plot shares: tiles laid out by receiver and slot, colours, fading, PNG.
+"""Where everything goes in a diagnostic plot: tiles laid out by receiver and slot, colours, fading, y range.
 
 Layout: one cell per tile, 8 cells (slots 1..8) per receiver, 4 receivers side by side in each row
 of the figure (one matplotlib Axes per row: 4 rows for 128 tiles, 8 for 256, so rendering stays
@@ -6,6 +6,7 @@ well under a second). Each cell is labelled below with the tile's name; each rec
 above. Tiles with no receiver (no observation_tile row) go last, 8 to a group labelled "Rx ?".
 Flagged tiles (metafits flag) get a red band, a red name and "flagged" written in their cell; tiles
 without any finite value in this fit get a grey band and "no data": neither is silently dropped.
+(``figure`` draws all that; this module only decides it.)
 
 All panels share one y range, chosen robustly (outlier tiles would otherwise squash every other
 tile into a line); a point beyond it is drawn at the edge as a triangle pointing outwards, and the
@@ -14,12 +15,11 @@ plotted fit's own off-scale values are written beside their triangle.
 Colours (the spec's): 'mwa' fits X blue, Y green; 'calvin' fits X red, Y orange; any other
 creator X purple, Y brown. Older points fade: ``fade_alpha``.
 
-matplotlib is imported only inside the functions that draw (importing it costs ~1 s).
+Also the pieces the plots' ``compute`` functions share (tile records, delays, windowed history).
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,13 +29,6 @@ import numpy as np
 
 GROUP_SIZE = 8  # slots per receiver
 GROUPS_PER_ROW = 4
-DPI = 100
-FIG_WIDTH_IN = 14.4
-AXES_HEIGHT_IN = 1.9
-ROW_GAP_IN = 0.95  # tile names below, receiver labels above
-HEADER_IN = 1.05  # title and legend
-FOOTER_IN = 0.0
-LEFT_IN, RIGHT_IN = 0.75, 0.15
 
 CREATOR_COLOURS: dict[str, tuple[str, str]] = {
     "mwa": ("#1f5fbf", "#2ca02c"),  # X blue, Y green
@@ -57,6 +50,11 @@ def creator_colour(creator: str | None, pol: str) -> str:
     return pair[0] if pol.lower() == "x" else pair[1]
 
 
+def creator_colours(creator: str | None) -> tuple[str, str]:
+    """A creator's (X colour, Y colour): the pair a plot of one fit draws its X and Y in."""
+    return creator_colour(creator, "x"), creator_colour(creator, "y")
+
+
 def fade_alpha(age_s: np.ndarray | float, window_s: float) -> np.ndarray:
     """Opacity of a point ``age_s`` seconds older than the plotted fit's observation: 0.9 for the
     same time, falling linearly to 0.12 at the far end of the window."""
@@ -71,14 +69,21 @@ def quantize_alpha(alpha: np.ndarray, levels: int = 8) -> np.ndarray:
 
 
 def history_groups(history: Mapping[str, Any]) -> Iterator[tuple[str, float, np.ndarray]]:
-    """(creator, alpha, mask) for each batch of a tile's earlier fits: one colour and fading level each."""
+    """(creator, alpha, mask) for each batch of a tile's earlier fits: one colour and fading level each.
+
+    Faintest (oldest) batches first, so newer points are drawn on top whatever their creator, and
+    creators in name order: the same data always gives the same picture, byte for byte.
+    """
     if not len(history["creator"]):
         return
     alpha = quantize_alpha(history["alpha"])
     creators = np.array(history["creator"], dtype=object)
-    for c in set(history["creator"]):
-        for a in np.unique(alpha):
-            yield c, a, (creators == c) & (alpha == a)
+    names = sorted(set(history["creator"]), key=str)
+    for a in np.unique(alpha):
+        for c in names:
+            mask = (creators == c) & (alpha == a)
+            if mask.any():
+                yield c, a, mask
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,6 +178,15 @@ def places(tiles: Sequence[TileRef]) -> tuple[list[list[Group]], dict[int, Place
     return rows, where
 
 
+def cell_spread(n: int, left: float, right: float) -> np.ndarray:
+    """``n`` x offsets spread evenly over [left, right] (the middle when n is 1)."""
+    if n <= 0:
+        return np.zeros(0)
+    if n == 1:
+        return np.array([(left + right) / 2])
+    return np.linspace(left, right, n)
+
+
 # --------------------------------------------------------------------------------------------
 # Value ranges
 
@@ -198,180 +212,22 @@ def robust_limits(values: np.ndarray | Sequence[float], pad: float = 0.06) -> tu
     return lo - pad * span, hi + pad * span
 
 
-# --------------------------------------------------------------------------------------------
-# Drawing
-
-
-def plain(text: Any) -> str:
-    """Text shown literally by matplotlib (a '$' in a name would start mathtext)."""
-    return str(text).replace("$", r"\$")
-
-
-class Batches:
-    """Points and lines collected per (row, style) and drawn in one call each (fast)."""
-
-    def __init__(self) -> None:
-        self._pts: dict[tuple, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-
-    def add(self, row: int, x: np.ndarray | float, y: np.ndarray | float, *, color: str, alpha: float = 1.0,
-            size: float = 2.0, marker: str = "o", edge: str | None = None, z: float = 2.0,
-            line: bool = False, annotate: bool = False) -> None:
-        """Points (or, with ``line``, a polyline: separate lines with NaN) in one style;
-        ``annotate`` writes the value beside any point beyond the y range."""
-        key = (row, color, round(float(alpha), 3), float(size), marker, edge, float(z), line, annotate)
-        xs, ys = self._pts.setdefault(key, ([], []))
-        xs.append(np.atleast_1d(np.asarray(x, dtype=np.float64)))
-        ys.append(np.atleast_1d(np.asarray(y, dtype=np.float64)))
-
-    def draw(self, canvas: Canvas) -> None:
-        for key in sorted(self._pts, key=lambda k: k[6]):
-            row, color, alpha, size, marker, edge, z, line, annotate = key
-            xs, ys = self._pts[key]
-            x, y = np.concatenate(xs), np.concatenate(ys)
-            if line:
-                canvas.line(row, x, y, color=color, alpha=alpha, width=size, z=z)
-            else:
-                canvas.points(row, x, y, color=color, alpha=alpha, size=size, marker=marker, edge=edge, z=z,
-                              annotate=annotate)
-
-
-class Canvas:
-    """A figure of tile cells: ``where[tileid]`` gives each tile's row and cell centre."""
-
-    def __init__(self, tiles: Sequence[TileRef], *, title: str, ylabel: str, ylim: tuple[float, float],
-                 legend: Sequence[tuple[str, dict[str, Any]]] = (), note: str = "",
-                 no_data: Iterable[int] = (), zero_line: bool = True) -> None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        self.rows_of_groups, self.where = places(tiles)
-        self.ylim = ylim
-        n = len(self.rows_of_groups)
-        height = HEADER_IN + n * (AXES_HEIGHT_IN + ROW_GAP_IN) + FOOTER_IN
-        self.fig = Figure(figsize=(FIG_WIDTH_IN, height), dpi=DPI)
-        FigureCanvasAgg(self.fig)
-        self.fig.patch.set_facecolor("white")
-        self.axes = []
-        no_data = set(no_data)
-        cells_per_row = GROUP_SIZE * GROUPS_PER_ROW
-        for r, row in enumerate(self.rows_of_groups):
-            top = HEADER_IN + r * (AXES_HEIGHT_IN + ROW_GAP_IN) + 0.25
-            ncells = max(cells_per_row, sum(len(g.cells) for g in row))
-            width_in = (FIG_WIDTH_IN - LEFT_IN - RIGHT_IN)
-            ax = self.fig.add_axes((LEFT_IN / FIG_WIDTH_IN, 1 - (top + AXES_HEIGHT_IN) / height,
-                                    width_in / FIG_WIDTH_IN, AXES_HEIGHT_IN / height))
-            self._frame(ax, row, ncells, no_data, zero_line)
-            ax.set_ylabel(plain(ylabel), fontsize=8)
-            self.axes.append(ax)
-        self.fig.text(0.5, 1 - 0.12 / height, plain(title), ha="center", va="top", fontsize=12, fontweight="bold")
-        note = (note + "  " if note else "") + "Tiles by receiver (Rx) and slot 1–8, left to right."
-        self.fig.text(0.5, 1 - 0.42 / height, plain(note), ha="center", va="top", fontsize=8.5, color="#444")
-        if legend:
-            from matplotlib.lines import Line2D
-
-            handles = [Line2D([], [], label=plain(label), **style) for label, style in legend]
-            self.fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 10), fontsize=8.5,
-                            frameon=False, bbox_to_anchor=(0.5, 1 - 0.62 / height), handletextpad=0.4,
-                            columnspacing=1.4)
-        if not tiles:
-            self.fig.text(0.5, 0.5, "no tiles in this observation", ha="center", va="center", fontsize=14,
-                          color=NODATA_TEXT)
-
-    def _frame(self, ax, row: Sequence[Group], ncells: int, no_data: set[int], zero_line: bool) -> None:
-        # Tile names are plain Text artists under each cell, not tick labels: a matplotlib Tick
-        # costs ~3 ms (256 of them would be most of the rendering time).
-        from matplotlib.ticker import MaxNLocator
-
-        ax.set_xlim(-0.5, ncells - 0.5)
-        ax.set_ylim(*self.ylim)
-        ax.set_xticks([])
-        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
-        ax.tick_params(axis="y", labelsize=7.5)
-        under = ax.get_xaxis_transform()
-        x0 = 0
-        bounds = []
-        for g in row:
-            for j, t in enumerate(g.cells):
-                x = x0 + j
-                if t is None:
-                    continue
-                colour = "#1d2430"
-                if t.flagged:
-                    colour = FLAG_TEXT
-                    ax.axvspan(x - 0.5, x + 0.5, color=FLAG_BAND, zorder=0, lw=0)
-                    ax.text(x, 0.5, "flagged", transform=under, rotation=90, ha="center", va="center",
-                            fontsize=7, color=FLAG_TEXT, zorder=1)
-                elif t.tileid in no_data:
-                    colour = NODATA_TEXT
-                    ax.axvspan(x - 0.5, x + 0.5, color=NODATA_BAND, zorder=0, lw=0)
-                    ax.text(x, 0.5, "no data", transform=under, rotation=90, ha="center", va="center",
-                            fontsize=7, color=NODATA_TEXT, zorder=1)
-                ax.text(x, -0.02, plain(t.name), transform=under, rotation=90, ha="center", va="top",
-                        fontsize=7, color=colour, fontweight="bold" if t.flagged else "normal")
-            ax.text(x0 + (len(g.cells) - 1) / 2, 1.02, g.label, transform=under, ha="center",
-                    va="bottom", fontsize=8.5, fontweight="bold")
-            x0 += len(g.cells)
-            bounds.append(x0 - 0.5)
-        ax.vlines(np.arange(0.5, ncells - 0.5), 0, 1, transform=under, colors="#e3e6ea", lw=0.5, zorder=0.5)
-        seps = [b for b in bounds if b < ncells - 0.5]
-        if seps:
-            ax.vlines(seps, 0, 1, transform=under, colors="#6b7380", lw=1.0, zorder=0.6)
-        if zero_line and self.ylim[0] < 0 < self.ylim[1]:
-            ax.axhline(0.0, color="#9aa1ab", lw=0.6, zorder=0.7)
-
-    def points(self, row: int, x: np.ndarray, y: np.ndarray, *, color: str, alpha: float = 1.0, size: float = 2.0,
-               marker: str = "o", edge: str | None = None, z: float = 2.0, annotate: bool = False) -> None:
-        """Markers; values beyond the y range drawn at its edge as outward triangles (with the
-        value written beside them when ``annotate``)."""
-        ax = self.axes[row]
-        ok = np.isfinite(x) & np.isfinite(y)
-        x, y = x[ok], y[ok]
-        lo, hi = self.ylim
-        inside = (y >= lo) & (y <= hi)
-        style = dict(ls="", color=color, alpha=alpha, zorder=z)
-        edge_style = dict(mec=edge, mew=0.7) if edge else dict(mew=0)
-        if inside.any():
-            ax.plot(x[inside], y[inside], marker=marker, ms=size, **edge_style, **style)
-        span = hi - lo
-        for mask, edge_y, m in ((y > hi, hi - 0.02 * span, "^"), (y < lo, lo + 0.02 * span, "v")):
-            if mask.any():
-                ax.plot(x[mask], np.full(int(mask.sum()), edge_y), marker=m, ms=max(size, 3.0), **edge_style,
-                        **style)
-                if annotate:
-                    for xi, yi in zip(x[mask], y[mask]):
-                        ax.text(xi, edge_y + (-0.06 if m == "^" else 0.06) * span, f"{yi:.3g}", rotation=90,
-                                ha="center", va="top" if m == "^" else "bottom", fontsize=6.5, color=color,
-                                zorder=z + 0.1)
-
-    def line(self, row: int, x: np.ndarray, y: np.ndarray, *, color: str, alpha: float = 1.0, width: float = 1.0,
-             z: float = 2.0) -> None:
-        """A polyline (NaN separates pieces), clipped to the y range."""
-        lo, hi = self.ylim
-        self.axes[row].plot(x, np.clip(y, lo, hi), color=color, alpha=alpha, lw=width, zorder=z,
-                            solid_joinstyle="round")
-
-    def png(self) -> bytes:
-        buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
-        return buf.getvalue()
-
-
-def cell_spread(n: int, left: float, right: float) -> np.ndarray:
-    """``n`` x offsets spread evenly over [left, right] (the middle when n is 1)."""
-    if n <= 0:
+def plotted_values(tiles: Sequence[Mapping[str, Any]], keys: Sequence[str],
+                   history_keys: Sequence[str] = ()) -> np.ndarray:
+    """Every value a plot draws, for its y range: each tile's ``keys`` then its history's ``history_keys``."""
+    if not tiles:
         return np.zeros(0)
-    if n == 1:
-        return np.array([(left + right) / 2])
-    return np.linspace(left, right, n)
+    return np.concatenate([np.concatenate([np.ravel(t[k]) for k in keys]
+                                          + [np.ravel(t["history"][k]) for k in history_keys]) for t in tiles])
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces of the plot data functions
 
 
 def as_float(v: Any) -> float:
     """A float, NaN for NULL."""
     return math.nan if v is None else float(v)
-
-
-# --------------------------------------------------------------------------------------------
-# Shared pieces of the plot data functions
 
 
 def tile_entry(t: TileRef, **values: Any) -> dict[str, Any]:
@@ -382,28 +238,6 @@ def tile_entry(t: TileRef, **values: Any) -> dict[str, Any]:
 def delays_by_tile(solution_rows: Iterable[Mapping[str, Any]]) -> dict[int, tuple[float, float]]:
     """{tileid: (x_delay_m, y_delay_m)} with NaN for NULL."""
     return {int(r["tileid"]): (as_float(r.get("x_delay_m")), as_float(r.get("y_delay_m"))) for r in solution_rows}
-
-
-def title(kind: str, meta: Mapping[str, Any] | None, fitid: int, obsid: int) -> str:
-    """'tilediff  obs 1457865688 Cal_PicA_Ch121  fit 1773831785589944 (calvin, 2026-03-18 18:43 AWST)'."""
-    meta = meta or {}
-    name = f" {meta['obsname']}" if meta.get("obsname") else ""
-    bits = [b for b in (meta.get("creator"), (meta.get("ran_awst") or "") + (" AWST" if meta.get("ran_awst") else ""))
-            if b]
-    extra = f" ({', '.join(bits)})" if bits else ""
-    return f"{kind} — obs {obsid}{name} — fit {fitid}{extra}"
-
-
-def channel_note(channels: Sequence[int] | None, n: int) -> str:
-    """How the channels of a gains cell run, e.g. 'channels 109–132 (24)' or a picket fence."""
-    if not channels or len(channels) != n:
-        return f"{n} coarse channels"
-    ch = list(channels)
-    if all(b - a == 1 for a, b in zip(ch, ch[1:])):
-        return f"coarse channels {ch[0]}–{ch[-1]} ({n})"
-    if len(ch) > 6:
-        return f"coarse channels {ch[0]}, {ch[1]}, {ch[2]} … {ch[-1]} ({n})"
-    return "coarse channels " + ", ".join(map(str, ch))
 
 
 def window_history(blocks: Iterable[Mapping[str, Any]], *, fitid: int, obsid: int, window_s: int,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.plots import layout
+from chalicelib.plots import figure, layout, marks
 
 KIND = "tilediff"
 DEPENDS_ON_WINDOW_S = 0  # this fit only
@@ -44,29 +44,23 @@ def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapp
 
 
 def render(data: Mapping[str, Any]) -> bytes:
-    tiles = data["tiles"]
-    refs = [layout.TileRef(t["tileid"], t["name"], t["rx"], t["slot"], t["flagged"]) for t in tiles]
-    values = np.concatenate([[t["x"], t["y"]] for t in tiles]) if tiles else np.zeros(0)
-    cx, cy = layout.creator_colour(data.get("creator"), "x"), layout.creator_colour(data.get("creator"), "y")
-    canvas = layout.Canvas(
-        refs, title=layout.title(KIND, data.get("meta"), data["fitid"], data["obsid"]),
-        ylabel="residual delay (m)", ylim=layout.robust_limits(values),
+    """The tilediff PNG of ``compute``'s data."""
+    cx, cy = layout.creator_colours(data.get("creator"))
+    canvas = figure.plot_canvas(
+        KIND, data, ylabel="residual delay (m)", values=layout.plotted_values(data["tiles"], ("x", "y")),
         note="Each cell: left, the tile's X residual (large circle) over every other tile's X (small points); "
              "right, the same for Y.",
         legend=[("X, this tile", dict(marker="o", ls="", ms=7, color=cx, mec="k")),
                 ("Y, this tile", dict(marker="o", ls="", ms=7, color=cy, mec="k")),
                 ("X, other tiles", dict(marker="o", ls="", ms=3, color=cx, alpha=0.4)),
-                ("Y, other tiles", dict(marker="o", ls="", ms=3, color=cy, alpha=0.4)),
-                ("flagged tile", dict(marker="s", ls="", ms=8, color=layout.FLAG_BAND))],
-        no_data=[t["tileid"] for t in tiles if t["no_data"]],
+                ("Y, other tiles", dict(marker="o", ls="", ms=3, color=cy, alpha=0.4))],
     )
-    b = layout.Batches()
-    for t in tiles:
-        p = canvas.where[t["tileid"]]
+    b = figure.Batches()
+    for t, p in canvas.cells(data["tiles"]):
         ox, oy = np.asarray(t["others_x"]), np.asarray(t["others_y"])
         b.add(p.row, p.x + layout.cell_spread(ox.size, -0.44, -0.06), ox, color=cx, alpha=0.35, size=1.6, z=2)
         b.add(p.row, p.x + layout.cell_spread(oy.size, 0.06, 0.44), oy, color=cy, alpha=0.35, size=1.6, z=2)
-        b.add(p.row, p.x - 0.25, t["x"], color=cx, size=6.5, edge="k", z=4, annotate=True)
-        b.add(p.row, p.x + 0.25, t["y"], color=cy, size=6.5, edge="k", z=4, annotate=True)
+        marks.fit_value(b, p.row, p.x - 0.25, t["x"], cx)
+        marks.fit_value(b, p.row, p.x + 0.25, t["y"], cy)
     b.draw(canvas)
     return canvas.png()

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.plots import layout
+from chalicelib.plots import figure, layout, legend, marks
 
 KIND = "timediff"
 WINDOW_S = 7 * 86400
@@ -45,49 +45,23 @@ def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapp
             "meta": dict(meta or {}), "tiles": tiles}
 
 
-def creators_legend(data: Mapping[str, Any], pols: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
-    """Legend entries for the creators present (this fit's and the history's)."""
-    present = {(data.get("creator") or "")}
-    for t in data["tiles"]:
-        present.update(t["history"]["creator"])
-    known = ("mwa", "calvin")
-    names = [c for c in known if c in present] + sorted(c for c in present if c not in (*known, ""))
-    out = []
-    for c in names:
-        for p in pols:
-            out.append((f"{c} {p.upper()}", dict(marker="o", ls="", ms=5, color=layout.creator_colour(c, p))))
-    return out
-
-
 def render(data: Mapping[str, Any]) -> bytes:
-    tiles = data["tiles"]
-    window_d = data["window_s"] / 86400
-    refs = [layout.TileRef(t["tileid"], t["name"], t["rx"], t["slot"], t["flagged"]) for t in tiles]
-    values = np.concatenate([np.concatenate([[t["x"], t["y"]], t["history"]["x"], t["history"]["y"]])
-                             for t in tiles]) if tiles else np.zeros(0)
-    creator = data.get("creator")
-    canvas = layout.Canvas(
-        refs, title=layout.title(KIND, data.get("meta"), data["fitid"], data["obsid"]),
-        ylabel="residual delay (m)", ylim=layout.robust_limits(values),
-        note=(f"Each cell: X then Y. Small points: this tile in other fits of the previous {window_d:g} days, oldest "
-              f"left and faintest; large circle: this fit."),
-        legend=[("this fit", dict(marker="o", ls="", ms=7, color="white", mec="k"))] + creators_legend(data, ("x", "y"))
-        + [("flagged tile", dict(marker="s", ls="", ms=8, color=layout.FLAG_BAND))],
-        no_data=[t["tileid"] for t in tiles if t["no_data"]],
+    """The timediff PNG of ``compute``'s data."""
+    window_s = data["window_s"]
+    cx, cy = layout.creator_colours(data.get("creator"))
+    canvas = figure.plot_canvas(
+        KIND, data, ylabel="residual delay (m)", values=layout.plotted_values(data["tiles"], ("x", "y"), ("x", "y")),
+        note=(f"Each cell: X then Y. Small points: this tile in other fits of the previous {window_s / 86400:g} days, "
+              f"oldest left and faintest; large circle: this fit."),
+        legend=[legend.this_fit(), *legend.creators(data, ("x", "y"))],
     )
-    b = layout.Batches()
-    for t in tiles:
-        p = canvas.where[t["tileid"]]
+    b = figure.Batches()
+    for t, p in canvas.cells(data["tiles"]):
         h = t["history"]
-        frac = 1.0 - np.clip(h["age_s"] / data["window_s"], 0, 1)  # 0 oldest .. 1 newest
-        for c, a, m in layout.history_groups(h):
-            b.add(p.row, p.x - 0.45 + 0.27 * frac[m], h["x"][m], color=layout.creator_colour(c, "x"),
-                  alpha=a, size=2.4, z=2)
-            b.add(p.row, p.x + 0.03 + 0.27 * frac[m], h["y"][m], color=layout.creator_colour(c, "y"),
-                  alpha=a, size=2.4, z=2)
-        b.add(p.row, p.x - 0.1, t["x"], color=layout.creator_colour(creator, "x"), size=6.5, edge="k", z=4,
-              annotate=True)
-        b.add(p.row, p.x + 0.4, t["y"], color=layout.creator_colour(creator, "y"), size=6.5, edge="k", z=4,
-              annotate=True)
+        for c, a, m, new in marks.earlier_batches(h, window_s):
+            marks.earlier(b, p.row, p.x - 0.45 + 0.27 * new, h["x"][m], creator=c, pol="x", alpha=a, size=2.4)
+            marks.earlier(b, p.row, p.x + 0.03 + 0.27 * new, h["y"][m], creator=c, pol="y", alpha=a, size=2.4)
+        marks.fit_value(b, p.row, p.x - 0.1, t["x"], cx)
+        marks.fit_value(b, p.row, p.x + 0.4, t["y"], cy)
     b.draw(canvas)
     return canvas.png()

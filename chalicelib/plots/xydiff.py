@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.plots import layout
-from chalicelib.plots.timediff import creators_legend
+from chalicelib.plots import figure, layout, legend, marks
 
 KIND = "xydiff"
 WINDOW_S = 30 * 86400
@@ -43,28 +42,20 @@ def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapp
 
 
 def render(data: Mapping[str, Any]) -> bytes:
-    tiles = data["tiles"]
-    window_d = data["window_s"] / 86400
-    refs = [layout.TileRef(t["tileid"], t["name"], t["rx"], t["slot"], t["flagged"]) for t in tiles]
-    values = np.concatenate([np.concatenate([[t["xy"]], t["history"]["xy"]]) for t in tiles]) if tiles else np.zeros(0)
-    canvas = layout.Canvas(
-        refs, title=layout.title(KIND, data.get("meta"), data["fitid"], data["obsid"]),
-        ylabel="X − Y residual delay (m)", ylim=layout.robust_limits(values),
-        note=(f"Each cell: small points, this tile's X − Y in other fits of the previous {window_d:g} days (oldest "
-              f"left and faintest); large circle, this fit."),
-        legend=[("this fit", dict(marker="o", ls="", ms=7, color="white", mec="k"))] + creators_legend(data, ("x",))
-        + [("flagged tile", dict(marker="s", ls="", ms=8, color=layout.FLAG_BAND))],
-        no_data=[t["tileid"] for t in tiles if t["no_data"]],
+    """The xydiff PNG of ``compute``'s data."""
+    window_s = data["window_s"]
+    canvas = figure.plot_canvas(
+        KIND, data, ylabel="X − Y residual delay (m)", values=layout.plotted_values(data["tiles"], ("xy",), ("xy",)),
+        note=(f"Each cell: small points, this tile's X − Y in other fits of the previous {window_s / 86400:g} days "
+              f"(oldest left and faintest); large circle, this fit."),
+        legend=[legend.this_fit(), *legend.creators(data, ("x",))],
     )
-    b = layout.Batches()
-    for t in tiles:
-        p = canvas.where[t["tileid"]]
+    colour = layout.creator_colour(data.get("creator"), "x")
+    b = figure.Batches()
+    for t, p in canvas.cells(data["tiles"]):
         h = t["history"]
-        frac = 1.0 - np.clip(h["age_s"] / data["window_s"], 0, 1)
-        for c, a, m in layout.history_groups(h):
-            b.add(p.row, p.x - 0.44 + 0.6 * frac[m], h["xy"][m], color=layout.creator_colour(c, "x"),
-                  alpha=a, size=2.4, z=2)
-        b.add(p.row, p.x + 0.3, t["xy"], color=layout.creator_colour(data.get("creator"), "x"), size=6.5,
-              edge="k", z=4, annotate=True)
+        for c, a, m, new in marks.earlier_batches(h, window_s):
+            marks.earlier(b, p.row, p.x - 0.44 + 0.6 * new, h["xy"][m], creator=c, pol="x", alpha=a, size=2.4)
+        marks.fit_value(b, p.row, p.x + 0.3, t["xy"], colour)
     b.draw(canvas)
     return canvas.png()
