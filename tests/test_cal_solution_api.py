@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import struct
 import zipfile
-from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -15,10 +13,8 @@ import requests
 from chalice.test import Client
 
 from chalicelib import db
-from chalicelib.db import writes
 from chalicelib.formats.metafits import calibdata_rows, fit_from_metafits, observation_from_metafits, read_metafits
-from chalicelib.records import Fit, Observation, SolutionRow
-from chalicelib.solution import TileInfo
+from tests.factories import fit, observation, seed, solution_rows, tiles
 from tests.mwa_files import mwa_file
 
 C = 299792458.0
@@ -54,13 +50,9 @@ def real_fit(clean_db):
     """The target 1457904016 and its calibrator, seeded from the real CALIBDATA in its metafits."""
     info = read_metafits(mwa_file(str(REAL_TARGET), f"{REAL_TARGET}_metafits.fits"))
     target = observation_from_metafits(info)
-    cal = Observation(obsid=REAL_CAL, stoptime=REAL_CAL + 120, obsname="calibrator", channels=target.channels,
-                      gain_control_value=target.gain_control_value, calibration=True, calibrators="HydA",
-                      tiles=target.tiles)
-    with db.transaction() as tx:
-        writes.insert_observation(tx, target)
-        writes.insert_observation(tx, cal)
-        writes.insert_fit(tx, fit_from_metafits(info), calibdata_rows(info))
+    cal = observation(REAL_CAL, calibration=True, gain=target.gain_control_value, channels=target.channels,
+                      tiles=target.tiles, name="calibrator")
+    seed([target, cal], [(fit_from_metafits(info), calibdata_rows(info))])
     return info
 
 
@@ -122,54 +114,16 @@ def test_real_fit_rebuilt_bin_matches_calibdata(client, real_fit):
         assert f"antenna={names[ant]!r}" in script
 
 
-def _tiles(n: int, first_id: int = 11) -> list[TileInfo]:
-    return [TileInfo(antenna=i, tile_id=first_id + i, name=f"Tile{first_id + i:03d}", rx=1 + i // 8, slot=1 + i % 8)
-            for i in range(n)]
-
-
-def _obs(obsid, *, cal=False, gain=1.0, channels=range(109, 133), tiles=None, name=None) -> Observation:
-    return Observation(obsid=obsid, stoptime=obsid + 120, obsname=name or ("HydA_121" if cal else "EoR0_121"),
-                       channels=list(channels), gain_control_value=gain, calibration=cal,
-                       calibrators="HydA" if cal else None, tiles=tiles if tiles is not None else _tiles(16))
-
-
-def _rows(tileids, delay_scale=1.0, nan_tiles=()) -> list[SolutionRow]:
-    rows = []
-    for k, t in enumerate(tileids):
-        if t in nan_tiles:
-            nan = math.nan
-            rows.append(SolutionRow(tileid=t, x_delay_m=nan, x_intercept=nan, x_gains=[nan] * 24, y_delay_m=nan,
-                                    y_intercept=nan, y_gains=[nan] * 24))
-        else:
-            rows.append(SolutionRow(tileid=t, x_delay_m=delay_scale * k * 0.5, x_intercept=0.1 * k,
-                                    x_gains=[1.0 + 0.01 * c for c in range(24)], y_delay_m=-0.25 * k,
-                                    y_intercept=-0.05 * k, y_gains=[2.0] * 24))
-    return rows
-
-
-def _seed(obs_list, fits):
-    with db.transaction() as tx:
-        for o in obs_list:
-            writes.insert_observation(tx, o)
-        for fit, rows in fits:
-            writes.insert_fit(tx, fit, rows)
-
-
-def _fit(fitid, obsid, creator="calvin") -> Fit:
-    return Fit(fitid=fitid, obsid=obsid, creator=creator, code_version="1.1.3",
-               fit_time=datetime.fromtimestamp(fitid / 1e6 if fitid > 1e11 else fitid, tz=timezone.utc))
-
-
 T0 = 1_400_000_000
 
 
 def test_subarray_target_gets_its_tiles_in_its_antenna_order(client):
-    cal_tiles = _tiles(32)
+    cal_tiles = tiles(32)
     # the target uses 8 of the calibrator's tiles in another order, plus a tile the fit lacks
-    target_tiles = [TileInfo(antenna=i, tile_id=t, name=f"Tile{t:03d}", rx=1, slot=i + 1)
-                    for i, t in enumerate([30, 12, 25, 11, 99, 20, 21, 22])]
-    _seed([_obs(T0 - 600, cal=True, tiles=cal_tiles), _obs(T0, tiles=target_tiles, channels=range(121, 133))],
-          [(_fit(1_700_000_000_000_000, T0 - 600), _rows([t.tile_id for t in cal_tiles], nan_tiles=(21,)))])
+    target_tiles = tiles([30, 12, 25, 11, 99, 20, 21, 22])
+    seed([observation(T0 - 600, calibration=True, tiles=cal_tiles),
+           observation(T0, tiles=target_tiles, channels=range(121, 133))],
+          [(fit(1_700_000_000_000_000, T0 - 600), solution_rows([t.tile_id for t in cal_tiles], nan_tiles=(21,)))])
     z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&fine_chan_khz=80")
     jones, _, _ = read_bin(z.read(f"{T0 - 600}.bin"))
     assert jones.shape == (1, 8, 12 * 16, 4)  # 12 target channels of 16 x 80 kHz
@@ -186,11 +140,12 @@ def test_subarray_target_gets_its_tiles_in_its_antenna_order(client):
 
 
 def test_get_cal_fits_lists_candidates_best_first(client):
-    _seed([_obs(T0 - 3000, cal=True), _obs(T0 + 1000, cal=True), _obs(T0 + 500, cal=True, gain=3.0), _obs(T0)],
-          [(_fit(1_700_000_000, T0 - 3000, "mwa"), _rows(range(11, 27))),
-           (_fit(1_700_000_100_000_000, T0 + 1000), _rows(range(11, 27))),
-           (_fit(1_700_000_900_000_000, T0 + 1000), _rows(range(11, 27))),
-           (_fit(1_700_000_200_000_000, T0 + 500), _rows(range(11, 27)))])
+    seed([observation(T0 - 3000, calibration=True), observation(T0 + 1000, calibration=True),
+           observation(T0 + 500, calibration=True, gain=3.0), observation(T0)],
+          [(fit(1_700_000_000, T0 - 3000, creator="mwa"), solution_rows(range(11, 27))),
+           (fit(1_700_000_100_000_000, T0 + 1000), solution_rows(range(11, 27))),
+           (fit(1_700_000_900_000_000, T0 + 1000), solution_rows(range(11, 27))),
+           (fit(1_700_000_200_000_000, T0 + 500), solution_rows(range(11, 27)))])
     db.execute("INSERT INTO calibration_fit_file (fitid, obsid, bucket_key) VALUES "
                "(1700000900000000, :o, 'fits/x/hyp_soln.fits')", {"o": T0 + 1000})
     r = get(client, f"/calib/get_cal_fits?obs_id={T0}")
@@ -204,7 +159,8 @@ def test_get_cal_fits_lists_candidates_best_first(client):
 
 
 def test_cached_zip_is_reused_and_nocache_rebuilds(client, aws):
-    _seed([_obs(T0 - 10, cal=True), _obs(T0)], [(_fit(1_700_000_000_000_000, T0 - 10), _rows(range(11, 27)))])
+    seed([observation(T0 - 10, calibration=True), observation(T0)],
+          [(fit(1_700_000_000_000_000, T0 - 10), solution_rows(range(11, 27)))])
     first = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}")
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="test-products")["Contents"]]
     assert len(keys) == 1 and str(T0) in keys[0] and "fit1700000000000000" in keys[0] and "aocal_40khz" in keys[0]
@@ -218,7 +174,8 @@ def test_cached_zip_is_reused_and_nocache_rebuilds(client, aws):
 
 
 def test_download_name_is_obs_cal_solution_zip(client):
-    _seed([_obs(T0 - 10, cal=True), _obs(T0)], [(_fit(1_700_000_000_000_000, T0 - 10), _rows(range(11, 27)))])
+    seed([observation(T0 - 10, calibration=True), observation(T0)],
+          [(fit(1_700_000_000_000_000, T0 - 10), solution_rows(range(11, 27)))])
     r = get(client, f"/calib/get_cal_solution?obs_id={T0}")
     got = requests.get(r.headers["Location"], timeout=10)
     assert f'filename="{T0}_cal_solution.zip"' in got.headers["Content-Disposition"]
@@ -227,7 +184,8 @@ def test_download_name_is_obs_cal_solution_zip(client):
 def test_hyperdrive_output_has_the_real_files_layout(client):
     from astropy.io import fits
 
-    _seed([_obs(T0 - 10, cal=True), _obs(T0)], [(_fit(1_700_000_000_000_000, T0 - 10), _rows(range(11, 27)))])
+    seed([observation(T0 - 10, calibration=True), observation(T0)],
+          [(fit(1_700_000_000_000_000, T0 - 10), solution_rows(range(11, 27)))])
     z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&output_format=hyperdrive")
     name = f"{T0 - 10}_solutions.fits"
     assert name in z.namelist()
@@ -242,7 +200,8 @@ def test_hyperdrive_output_has_the_real_files_layout(client):
 
 
 def test_auto_format_follows_the_hyperdrive_file_in_the_bucket(client):
-    _seed([_obs(T0 - 10, cal=True), _obs(T0)], [(_fit(1_700_000_000_000_000, T0 - 10), _rows(range(11, 27)))])
+    seed([observation(T0 - 10, calibration=True), observation(T0)],
+          [(fit(1_700_000_000_000_000, T0 - 10), solution_rows(range(11, 27)))])
     z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&output_format=auto")
     assert f"{T0 - 10}.bin" in z.namelist()
     db.execute("INSERT INTO calibration_fit_file (fitid, obsid, bucket_key) VALUES (1700000000000000, :o, 'k')",
@@ -264,7 +223,7 @@ def test_auto_format_follows_the_hyperdrive_file_in_the_bucket(client):
     (f"obs_id={T0}&prefer_fitid=x", "prefer_fitid"),
 ])
 def test_bad_parameters_are_400_naming_the_parameter(client, query, parameter):
-    _seed([_obs(T0)], [])
+    seed([observation(T0)], [])
     for endpoint in ("get_cal_solution", "get_cal_fits"):
         if endpoint == "get_cal_fits" and parameter in ("nocache", "output_format", "fine_chan_khz"):
             continue
@@ -275,7 +234,8 @@ def test_bad_parameters_are_400_naming_the_parameter(client, query, parameter):
 
 
 def test_no_candidate_is_404_saying_what_was_searched_and_the_nearest_rejection(client):
-    _seed([_obs(T0 - 100, cal=True, gain=2.0), _obs(T0)], [(_fit(1_700_000_000, T0 - 100), _rows(range(11, 27)))])
+    seed([observation(T0 - 100, calibration=True, gain=2.0), observation(T0)],
+          [(fit(1_700_000_000, T0 - 100), solution_rows(range(11, 27)))])
     for endpoint in ("get_cal_solution", "get_cal_fits"):
         r = get(client, f"/calib/{endpoint}?obs_id={T0}")
         assert r.status_code == 404
@@ -288,14 +248,16 @@ def test_no_candidate_is_404_saying_what_was_searched_and_the_nearest_rejection(
 
 
 def test_prefer_fitid_that_is_no_candidate_is_404_with_the_reason(client):
-    _seed([_obs(T0 - 100, cal=True), _obs(T0)], [(_fit(1_700_000_000, T0 - 100), _rows(range(11, 27)))])
+    seed([observation(T0 - 100, calibration=True), observation(T0)],
+          [(fit(1_700_000_000, T0 - 100), solution_rows(range(11, 27)))])
     r = get(client, f"/calib/get_cal_solution?obs_id={T0}&prefer_fitid=123")
     assert r.status_code == 404
     assert json.loads(r.body)["parameter"] == "prefer_fitid"
 
 
 def test_calibrator_itself_with_zero_separation(client):
-    _seed([_obs(T0 - 100, cal=True), _obs(T0, cal=True)],
-          [(_fit(1_700_000_000, T0 - 100), _rows(range(11, 27))), (_fit(1_600_000_000, T0), _rows(range(11, 27)))])
+    seed([observation(T0 - 100, calibration=True), observation(T0, calibration=True)],
+          [(fit(1_700_000_000, T0 - 100), solution_rows(range(11, 27))),
+           (fit(1_600_000_000, T0), solution_rows(range(11, 27)))])
     z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&max_time_separation=0")
     assert f"{T0}.bin" in z.namelist()

@@ -12,7 +12,7 @@ from chalicelib import db, migrate
 from chalicelib.db import writes
 from chalicelib.errors import DatabaseUnavailable
 from chalicelib.records import Fit, Observation, SolutionRow
-from chalicelib.solution import TileInfo
+from tests.factories import flagged_row, observation, tiles
 
 
 def test_migrations_create_the_mwa_tables(clean_db):
@@ -58,10 +58,8 @@ def test_migrations_on_a_fresh_database(database):
 
 
 def _obs(obsid: int) -> Observation:
-    tiles = [TileInfo(antenna=i, tile_id=11 + i, name=f"Tile{11 + i:03d}", rx=1 + i // 8, slot=1 + i % 8,
-                      flagged=(i == 3)) for i in range(16)]
-    return Observation(obsid=obsid, stoptime=obsid + 120, obsname="HydA_121", channels=list(range(109, 133)),
-                       gain_control_value=1.0, calibration=True, calibrators="HydA", tiles=tiles)
+    """A 16-tile calibrator with tile 14 flagged in the metafits."""
+    return observation(obsid, calibration=True, tiles=tiles(16, flagged=(14,)))
 
 
 def test_fit_rows_round_trip_with_nan_and_numpy(clean_db):
@@ -71,8 +69,7 @@ def test_fit_rows_round_trip_with_nan_and_numpy(clean_db):
     gains = np.linspace(1.0, 2.0, 24)
     rows = [SolutionRow(tileid=11, x_delay_m=np.float64(1.25), x_intercept=0.5, x_gains=gains, y_delay_m=-2.0,
                         y_intercept=0.1, y_gains=list(gains), x_gains_pol0=[0.0] * 24),
-            SolutionRow(tileid=14, x_delay_m=math.nan, x_intercept=math.nan, x_gains=[math.nan] * 24,
-                        y_delay_m=math.nan, y_intercept=math.nan, y_gains=[math.nan] * 24)]
+            flagged_row(14)]
     with db.transaction() as tx:
         writes.insert_observation(tx, obs)
         writes.insert_fit(tx, fit, rows)

@@ -15,7 +15,7 @@ import numpy as np
 from chalicelib import db
 from chalicelib.db import writes
 from chalicelib.records import Fit, Observation, SolutionRow
-from chalicelib.solution import TileInfo
+from tests.factories import flat_row, tile
 
 GPS_TO_UNIX = 315964782
 NAN = float("nan")
@@ -43,12 +43,8 @@ class Data:
 
 
 def _row(tileid: int, x: float, y: float, qx: float, qy: float) -> SolutionRow:
-    return SolutionRow(tileid=tileid, x_delay_m=x, x_intercept=0.1, x_gains=[1.0] * 24, y_delay_m=y,
-                       y_intercept=-0.1, y_gains=[1.0] * 24, x_phase_fit_quality=qx, y_phase_fit_quality=qy)
-
-
-def tile(antenna: int, tileid: int, rx: int, slot: int, flagged: bool = False) -> TileInfo:
-    return TileInfo(antenna=antenna, tile_id=tileid, name=f"Tile{tileid:03d}", rx=rx, slot=slot, flagged=flagged)
+    """A tile with X and Y delays x, y and phase-fit qualities qx, qy (intercepts +-0.1, flat gains)."""
+    return flat_row(tileid, x, 0.1, y_delay_m=y, y_intercept=-0.1, x_phase_fit_quality=qx, y_phase_fit_quality=qy)
 
 
 # Observations (GPS s). A, B, C, E are in the test range; D is after it.

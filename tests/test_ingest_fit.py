@@ -176,29 +176,18 @@ def _phase_residuals(fixture_fit: dict, originals: dict) -> dict[str, dict[int, 
 
 def _phase_rms(fixture_fit: dict, originals: dict) -> dict[str, dict[int, tuple[float, float]]]:
     """Per pol and tile id: (rms of rebuilt - original/ref phase, rms of the best possible straight line)."""
-    rows = fixture_fit["rows"]
-    rebuilt = _rebuilt(rows, originals["channels"])
-    J = originals["jones"]
-    tile_of = list(originals["tile_of"])
-    ref_ant = tile_of.index(11)
-    freqs = originals["freqs"]
+    freqs = np.asarray(originals["freqs"])
     out: dict[str, dict[int, tuple[float, float]]] = {"x": {}, "y": {}}
-    for pol, p in (("x", 0), ("y", 3)):
-        for i, row in enumerate(rows):
-            if _is_all_nan(row) or row.tileid == 11:
-                continue
-            ant = tile_of.index(row.tileid)
-            with np.errstate(invalid="ignore"):
-                divided = J[ant, :, p] * np.conj(J[ref_ant, :, p]) / np.abs(J[ref_ant, :, p])
-            ok = originals["usable"] & np.isfinite(divided) & np.isfinite(rebuilt[i, :, p])
-            diff = np.angle(divided[ok] * np.conj(rebuilt[i, ok, p]))  # wrapped phase difference
+    for pol, per_tile in _phase_residuals(fixture_fit, originals).items():
+        for tileid, residual in per_tile.items():
+            ok = np.isfinite(residual)
+            diff = residual[ok]
             ours = float(np.sqrt(np.mean(diff**2)))
             # the best any straight line can do: our line plus the least-squares line through our
             # (wrapped) residuals, i.e. the unweighted, unclipped least-squares phase line
             design = np.c_[np.ones(ok.sum()), freqs[ok] / 1e8]
             coef, *_ = np.linalg.lstsq(design, diff, rcond=None)
-            best = float(np.sqrt(np.mean((diff - design @ coef) ** 2)))
-            out[pol][row.tileid] = (ours, best)
+            out[pol][tileid] = (ours, float(np.sqrt(np.mean((diff - design @ coef) ** 2))))
     return out
 
 

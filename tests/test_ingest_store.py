@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from chalicelib.records import Observation, SolutionRow
-from chalicelib.solution import TileInfo
+from tests.factories import flagged_row, flat_row, observation, tiles
 
 CAL = 1369821496
 FITID = 1685856000000002
@@ -18,19 +17,14 @@ HEADER = {"OBSID": str(CAL), "MAXITER": 50, "S_THRESH": 1e-8, "M_THRESH": 1e-4,
 
 
 def _rows(n: int = 3, nan: tuple[int, ...] = (12,)) -> list[SolutionRow]:
-    out = []
-    for t in range(11, 11 + n):
-        v = math.nan if t in nan else 0.5 * (t - 11)
-        out.append(SolutionRow(tileid=t, x_delay_m=v, x_intercept=v, x_gains=[1.0 if v == v else math.nan] * 24,
-                               y_delay_m=v, y_intercept=v, y_gains=[1.0 if v == v else math.nan] * 24))
-    return out
+    """Tiles 11.. with delay and intercept 0.5 per tile (flat gains), the nan tiles failed."""
+    return [flagged_row(t) if t in nan else flat_row(t, 0.5 * (t - 11), 0.5 * (t - 11))
+            for t in range(11, 11 + n)]
 
 
-def _obs(tiles: bool = True) -> Observation:
-    return Observation(obsid=CAL, stoptime=CAL + 120, obsname="AllSky_cal_HydA", channels=list(range(55, 171, 5)),
-                       gain_control_value=1.0, calibration=False, calibrators="HydA",
-                       tiles=[TileInfo(antenna=i, tile_id=11 + i, name=f"Tile{11 + i:03d}", rx=1, slot=1 + i)
-                              for i in range(3)] if tiles else [])
+def _obs() -> Observation:
+    """CAL as the schedule records it: on HydA but not marked a calibration, three tiles, picket-fence channels."""
+    return observation(CAL, name="AllSky_cal_HydA", channels=range(55, 171, 5), calibrators="HydA", tiles=tiles(3))
 
 
 def test_fit_record_from_the_hyperdrive_header_and_the_caller():

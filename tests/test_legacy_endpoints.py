@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import runpy
 import struct
 import sys
 import zipfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,10 +24,9 @@ from astropy.io import fits
 from chalice.test import Client
 
 from chalicelib import db
-from chalicelib.db import writes
 from chalicelib.formats.metafits import calibdata_rows, fit_from_metafits, observation_from_metafits, read_metafits
 from chalicelib.records import Fit, Observation, SolutionRow
-from chalicelib.solution import TileInfo
+from tests.factories import fit, observation, seed, solution_rows
 from tests.mwa_files import mwa_file
 
 REAL_TARGET = 1457904016
@@ -51,53 +51,25 @@ def client(clean_db, aws):
 # helpers: seeding and reading as scripts do
 
 
-def _tiles(n: int, first_id: int = 11) -> list[TileInfo]:
-    return [TileInfo(antenna=i, tile_id=first_id + i, name=f"Tile{first_id + i:03d}", rx=1 + i // 8, slot=1 + i % 8)
-            for i in range(n)]
+def _obs(obsid: int, **options: Any) -> Observation:
+    """An observation as the legacy scripts see one: created by 'tester' in project G0009."""
+    return observation(obsid, creator="tester", projectid="G0009", **options)
 
 
-def _obs(obsid, *, cal=False, gain=1.0, channels=range(109, 133), tiles=None) -> Observation:
-    return Observation(obsid=obsid, stoptime=obsid + 120, obsname="HydA_121" if cal else "EoR0_121",
-                       channels=list(channels), gain_control_value=gain, calibration=cal,
-                       calibrators="HydA" if cal else None, creator="tester", projectid="G0009",
-                       tiles=tiles if tiles is not None else _tiles(16))
+def _rows(tileids: Iterable[int], **options: Any) -> list[SolutionRow]:
+    """A fit's rows with the sloped Y gains, pol0/pol1 gains and fit-quality figures the legacy scripts also read."""
+    return solution_rows(tileids, y_gain_slope=0.001, pols_and_quality=True, **options)
 
 
-def _rows(tileids, scale=1.0, nan_tiles=()) -> list[SolutionRow]:
-    rows = []
-    for k, t in enumerate(tileids):
-        if t in nan_tiles:
-            nan = math.nan
-            rows.append(SolutionRow(tileid=t, x_delay_m=nan, x_intercept=nan, x_gains=[nan] * 24, y_delay_m=nan,
-                                    y_intercept=nan, y_gains=[nan] * 24, x_gains_pol0=[0.0] * 24,
-                                    x_gains_pol1=[0.0] * 24, y_gains_pol0=[0.0] * 24, y_gains_pol1=[0.0] * 24))
-        else:
-            rows.append(SolutionRow(
-                tileid=t, x_delay_m=scale * k * 0.5, x_intercept=0.1 * k, x_gains=[1.0 + 0.01 * c for c in range(24)],
-                y_delay_m=-0.25 * k, y_intercept=-0.05 * k, y_gains=[2.0 + 0.001 * c for c in range(24)],
-                x_gains_pol0=[1.0] * 24, x_gains_pol1=[1e-10 * c for c in range(24)],
-                x_phase_fit_quality=0.5 + 0.01 * k, y_phase_fit_quality=0.25 + 0.01 * k,
-                x_gains_fit_quality=1.0, y_gains_fit_quality=0.875))
-    return rows
-
-
-def _fit(fitid, obsid) -> Fit:
-    return Fit(fitid=fitid, obsid=obsid, creator="calvin", code_version="1.1.3", fit_niter=3, fit_limit=0.0,
-               fit_time=datetime.fromtimestamp(fitid / 1e6 if fitid > 1e11 else fitid, tz=timezone.utc))
-
-
-def _seed(obs_list, fits_and_rows):
-    with db.transaction() as tx:
-        for o in obs_list:
-            writes.insert_observation(tx, o)
-        for fit, rows in fits_and_rows:
-            writes.insert_fit(tx, fit, rows)
+def _fit(fitid: int, obsid: int) -> Fit:
+    """A fit that records its iteration count and limit, which CALIBDATA carries."""
+    return fit(fitid, obsid, fit_niter=3, fit_limit=0.0)
 
 
 def _seed_standard(failed=(13,)):
     """A 16-tile target, its calibrator with two fits (the newer one is chosen), one failed tile."""
-    _seed([_obs(CAL, cal=True), _obs(T0)],
-          [(_fit(OLD_FIT, CAL), _rows(range(11, 27), scale=3.0)),
+    seed([_obs(CAL, calibration=True), _obs(T0)],
+          [(_fit(OLD_FIT, CAL), _rows(range(11, 27), delay_scale=3.0)),
            (_fit(NEW_FIT, CAL), _rows(range(11, 27), nan_tiles=failed))])
 
 
@@ -282,10 +254,9 @@ def test_real_fixture_metafits_generated_from_the_database(client, tmp_path):
 def _seed_real(real_path):
     info = read_metafits(real_path)
     target = observation_from_metafits(info)
-    cal = Observation(obsid=REAL_CAL, stoptime=REAL_CAL + 120, obsname="calibrator", channels=target.channels,
-                      gain_control_value=target.gain_control_value, calibration=True, calibrators="HydA",
-                      tiles=target.tiles)
-    _seed([target, cal], [(fit_from_metafits(info), calibdata_rows(info))])
+    cal = observation(REAL_CAL, calibration=True, gain=target.gain_control_value, channels=target.channels,
+                      tiles=target.tiles, name="calibrator")
+    seed([target, cal], [(fit_from_metafits(info), calibdata_rows(info))])
     return info
 
 
@@ -306,7 +277,7 @@ def assert_same_calibration(real, ours):
 
 @pytest.mark.parametrize("any_gain", ["&any_gain", "&any_gain=", "&any_gain=1", "&any_gain=0"])
 def test_any_gain_with_or_without_a_value_drops_the_gain_rule(client, tmp_path, any_gain):
-    _seed([_obs(CAL, cal=True, gain=3.0), _obs(T0)], [(_fit(NEW_FIT, CAL), _rows(range(11, 27)))])
+    seed([_obs(CAL, calibration=True, gain=3.0), _obs(T0)], [(_fit(NEW_FIT, CAL), _rows(range(11, 27)))])
     r = client.http.get(f"/calib/get_calfile_for_obsid?obs_id={T0}")
     assert r.status_code == 400
     assert "gain_control_value" in json.loads(r.body)["nearest_rejected"]["reason"]
@@ -315,7 +286,7 @@ def test_any_gain_with_or_without_a_value_drops_the_gain_rule(client, tmp_path, 
 
 
 def test_no_solution_is_400_json_with_what_was_searched(client):
-    _seed([_obs(CAL, cal=True), _obs(T0)], [])
+    seed([_obs(CAL, calibration=True), _obs(T0)], [])
     r = client.http.get(f"/calib/get_calfile_for_obsid?obs_id={T0}")
     assert r.status_code == 400
     assert_deprecated(r, f"/calib/get_cal_solution?obs_id={T0}")
@@ -327,7 +298,7 @@ def test_no_solution_is_400_json_with_what_was_searched(client):
 
 
 def test_add_request_queues_a_calibration_request_when_no_fit_is_found(client, aws):
-    _seed([_obs(CAL, cal=True), _obs(T0)], [])
+    seed([_obs(CAL, calibration=True), _obs(T0)], [])
     r = client.http.get(f"/calib/get_calfile_for_obsid?obs_id={T0}&zipfile=1&add_request=1")
     assert r.status_code == 400
     body = json.loads(r.body)
@@ -337,7 +308,7 @@ def test_add_request_queues_a_calibration_request_when_no_fit_is_found(client, a
 
 
 def test_add_request_without_a_calibrator_says_nothing_was_queued(client, aws):
-    _seed([_obs(T0)], [])
+    seed([_obs(T0)], [])
     r = client.http.get(f"/calib/get_calfile_for_obsid?obs_id={T0}&add_request=1")
     assert r.status_code == 400
     assert json.loads(r.body)["calibration_request"]["queued"] is False
@@ -421,7 +392,8 @@ def test_calid_zip_holds_the_latest_fit_named_after_the_calibrator(client, aws, 
 
 @pytest.mark.parametrize("case", ["missing", "not_a_number", "unknown", "not_a_calibrator", "no_fit", "all_failed"])
 def test_calid_errors_are_400_json(client, case):
-    _seed([_obs(CAL, cal=True), _obs(T0), _obs(CAL - 5000, cal=True), _obs(CAL - 9000, cal=True)],
+    seed([_obs(CAL, calibration=True), _obs(T0), _obs(CAL - 5000, calibration=True),
+           _obs(CAL - 9000, calibration=True)],
           [(_fit(NEW_FIT, CAL), _rows(range(11, 27))),
            (_fit(OLD_FIT, CAL - 9000), _rows(range(11, 27), nan_tiles=range(11, 27)))])
     query = {"missing": "", "not_a_number": "cal_id=x", "unknown": f"cal_id={T0 + 1}",
@@ -436,7 +408,7 @@ def test_calid_errors_are_400_json(client, case):
 
 def test_nothing_found_while_building_is_400_not_404(client):
     """Nothing found is the spec's 400 on the deprecated endpoints, whatever step finds nothing."""
-    _seed([_obs(CAL, cal=True), _obs(T0)], [(_fit(NEW_FIT, CAL), _rows(range(11, 27)))])
+    seed([_obs(CAL, calibration=True), _obs(T0)], [(_fit(NEW_FIT, CAL), _rows(range(11, 27)))])
     # no tile list for either observation: selection finds the fit, building the zip finds nothing to lay it out
     db.execute("DELETE FROM observation_tile")
     for path in (f"/calib/get_calfile_for_obsid?obs_id={T0}", f"/calib/get_calfile_for_calid?cal_id={CAL}"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime, timezone
 
@@ -15,6 +16,7 @@ from chalicelib.formats import metafits_out as mo
 from chalicelib.formats.metafits import calibdata_rows, fit_from_metafits, read_metafits
 from chalicelib.records import Observation
 from chalicelib.solution import TileInfo
+from tests import factories
 from tests.mwa_files import mwa_file
 
 REAL_TARGET = 1457904016
@@ -24,24 +26,18 @@ FIT = mo.AppliedFit(fitid=1_700_000_000_123_456, cal_obsid=CAL, target_obsid=1_4
                     fit_niter=3, fit_limit=0.0, filename="fits/x/hyp_soln.fits")
 
 
-def _tiles(n: int = 8) -> list[TileInfo]:
-    return [TileInfo(antenna=i, tile_id=11 + i, name=f"Tile{11 + i:03d}", rx=1 + i // 8, slot=1 + i % 8)
-            for i in range(n)]
+def _obs(channels: Iterable[int] = range(109, 133), tiles: list[TileInfo] | None = None,
+         mode: str | None = None) -> Observation:
+    """The target 1400000000 by 'tester' in G0009, of 8 tiles unless given."""
+    return factories.observation(1_400_000_000, channels=channels, creator="tester", projectid="G0009", mode=mode,
+                                 tiles=tiles if tiles is not None else factories.tiles(8))
 
 
-def _obs(channels=range(109, 133), tiles=None, mode=None) -> Observation:
-    return Observation(obsid=1_400_000_000, stoptime=1_400_000_120, obsname="EoR0_121", channels=list(channels),
-                       gain_control_value=1.0, creator="tester", projectid="G0009", mode=mode,
-                       tiles=tiles if tiles is not None else _tiles())
-
-
-def _row(tileid: int, k: int, n_chan: int = 24) -> dict:
-    return {"tileid": tileid, "x_delay_m": 0.5 * k, "x_intercept": 0.1 * k,
-            "x_gains": [1.0 + 0.01 * c for c in range(n_chan)],
-            "x_gains_pol0": [0.5] * n_chan, "x_gains_pol1": [1e-9 * c for c in range(n_chan)],
-            "x_phase_fit_quality": 0.9, "x_gains_fit_quality": 1.0,
-            "y_delay_m": -0.25 * k, "y_intercept": -0.05 * k, "y_gains": [2.0 + 0.001 * c for c in range(n_chan)],
-            "y_gains_pol0": None, "y_gains_pol1": None, "y_phase_fit_quality": 0.8, "y_gains_fit_quality": 0.75}
+def _row(tileid: int, k: int) -> dict:
+    """The k-th tile's calibration_solutions row as the database returns it (a dict), with X pols and qualities."""
+    return asdict(factories.solution_row(tileid, k, y_gain_slope=0.001, x_gains_pol0=[0.5] * 24,
+                                         x_gains_pol1=[1e-9 * c for c in range(24)], x_phase_fit_quality=0.9,
+                                         x_gains_fit_quality=1.0, y_phase_fit_quality=0.8, y_gains_fit_quality=0.75))
 
 
 def _open_mwalib(data: bytes, tmp_path):
@@ -60,7 +56,7 @@ def test_short_fit_id_and_gps_to_unix():
 
 
 def test_generated_metafits_opens_in_mwalib_with_the_fit(tmp_path):
-    tiles = _tiles(8)
+    tiles = factories.tiles(8)
     rows = [_row(t.tile_id, k) for k, t in enumerate(tiles) if t.tile_id != 15]  # tile 15 missing from the fit
     hdus = mo.apply_calibration(mo.generate_metafits(_obs(tiles=tiles)), FIT, rows, range(109, 133),
                                 failed_tiles={15})
@@ -109,7 +105,7 @@ def test_generated_metafits_opens_in_mwalib_with_the_fit(tmp_path):
 
 
 def test_gains_follow_the_files_channels_and_missing_channels_are_nan():
-    tiles = _tiles(2)
+    tiles = factories.tiles(2)
     cal_channels = list(range(57, 69)) + list(range(121, 133))  # picket fence, ascending
     rows = [_row(t.tile_id, k) for k, t in enumerate(tiles)]
     target_channels = [62, 121, 140]  # 140 is not a calibrator channel

@@ -107,11 +107,11 @@ def callback_env(monkeypatch):
     monkeypatch.delenv("CALIB_CALLBACK_SIGNING_SECRET", raising=False)
 
 
-def _obs(obsid: int, calibration: bool = False, gain: float = 1.0, channels=None):
-    from chalicelib.records import Observation
+def _obs(obsid: int, calibration: bool = False, gain: float = 1.0):
+    """A tile-less observation named after its id; a calibrator observes HydA."""
+    from tests.factories import observation
 
-    return Observation(obsid=obsid, stoptime=obsid + 120, obsname=f"obs{obsid}", channels=channels or CHANNELS,
-                       gain_control_value=gain, calibration=calibration, calibrators="HydA" if calibration else None)
+    return observation(obsid, calibration=calibration, gain=gain, channels=CHANNELS, name=f"obs{obsid}", tiles=[])
 
 
 @pytest.fixture
@@ -131,12 +131,10 @@ def add_fit(cal_id: int, fitid: int, fit_time: datetime | None = None, good: boo
     """A calibration_fits row for the calibrator with two tiles (solved, or all NaN)."""
     from chalicelib import db
     from chalicelib.db import writes
-    from chalicelib.records import Fit, SolutionRow
+    from chalicelib.records import Fit
+    from tests.factories import flat_row
 
-    nan = float("nan")
-    d = 0.5 if good else nan
-    rows = [SolutionRow(tileid=t, x_delay_m=d, x_intercept=0.0, x_gains=[1.0] * 24, y_delay_m=d, y_intercept=0.0,
-                        y_gains=[1.0] * 24) for t in (11, 12)]
+    rows = [flat_row(t, 0.5 if good else float("nan")) for t in (11, 12)]
     with db.transaction() as tx:
         writes.insert_fit(tx, Fit(fitid=fitid, obsid=cal_id, creator="calvin",
                                   fit_time=fit_time or datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)), rows)
