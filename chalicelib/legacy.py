@@ -72,7 +72,7 @@ def deprecation_headers(successor: str) -> dict[str, str]:
 def _successor(query: Mapping[str, str] | None, name: str, extra: str = "") -> str:
     raw = (query or {}).get(name)
     raw = raw.strip() if isinstance(raw, str) else None
-    if raw and raw.isdigit():
+    if raw and raw.isascii() and raw.isdigit() and len(raw) <= 19:  # str.isdigit() alone takes "²"
         return f"{SUCCESSOR}?obs_id={int(raw)}{extra}"
     return SUCCESSOR
 

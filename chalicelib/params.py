@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from chalicelib.errors import BadRequest
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() would also take "1_000" and "١٢٣"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what a PostgreSQL bigint holds
 
 
 def _raw(query: Mapping[str, str] | None, name: str) -> str | None:
@@ -22,10 +26,13 @@ def integer(query: Mapping[str, str] | None, name: str, *, default: int | None =
         if required:
             raise BadRequest(f"{name} is required", parameter=name)
         return default
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}", parameter=name) from None
+    if not _INTEGER.fullmatch(raw):
+        if re.fullmatch(r"[+-]?[0-9]+", raw):
+            raise BadRequest(f"{name} is out of range: {raw[:40]}...", parameter=name)
+        raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}", parameter=name)
+    value = int(raw)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise BadRequest(f"{name} is out of range: {value}", parameter=name)
     if minimum is not None and value < minimum:
         raise BadRequest(f"{name} must be at least {minimum}, got {value}", parameter=name)
     if maximum is not None and value > maximum:

@@ -87,7 +87,7 @@ def parse_form_time(text: str, *, end: bool = False) -> int:
     s = (text or "").strip()
     if not s:
         raise ValueError("a time is required")
-    if s.isdigit():
+    if s.isascii() and s.isdigit():  # str.isdigit() alone takes "²", which int() refuses
         if len(s) > 12:
             raise ValueError(f"{s[:20]!r} is too large for GPS seconds")
         return int(s)
