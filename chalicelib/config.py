@@ -36,6 +36,7 @@ class Settings:
     aws_region: str
     aws_endpoint_url: str | None
     metadata_prefix: str
+    legacy_add_request: bool  # get_calfile_for_obsid?add_request=1 may queue a fit (no API key asked)
     # callback retry schedule: first delay, doubling up to the cap (tests shorten them)
     callback_retry_base_s: float = 30.0
     callback_retry_max_s: float = 3600.0
@@ -44,6 +45,17 @@ class Settings:
 def _get(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else default
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = (_get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1/0 (or true/false, on/off), got {value!r}")
 
 
 def settings() -> Settings:
@@ -72,6 +84,7 @@ def settings() -> Settings:
         aws_region=_get("AWS_REGION", _get("AWS_DEFAULT_REGION", "ap-southeast-2")),
         aws_endpoint_url=_get("AWS_ENDPOINT_URL"),
         metadata_prefix=_get("CALIB_METADATA_PREFIX", "metadata/"),
+        legacy_add_request=_flag("CALIB_LEGACY_ADD_REQUEST", True),
         callback_retry_base_s=float(_get("CALIB_CALLBACK_RETRY_BASE_S", "30")),
         callback_retry_max_s=float(_get("CALIB_CALLBACK_RETRY_MAX_S", "3600")),
     )

@@ -129,7 +129,12 @@ def _for_obsid(query: Mapping[str, str] | None) -> Response:
 def _no_solution(exc: NotFound, query: Mapping[str, str] | None, obs: int, add_request: bool) -> BadRequest:
     """The spec's 400 for "no calibration solution", with what was searched (and queued)."""
     details: dict[str, Any] = dict(exc.details)
-    if add_request:
+    if add_request and not settings().legacy_add_request:
+        details["calibration_request"] = {
+            "queued": False, "status": 403,
+            "message": "add_request is turned off on this service: request a fit with add_cal_request "
+                       "(it needs an API key)"}
+    elif add_request:
         details["calibration_request"] = _queue_request(query, obs)
     return BadRequest(f"no calibration solution for observation {obs}: {exc.message}",
                       parameter=exc.parameter or "obs_id", **details)

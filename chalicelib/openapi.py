@@ -337,7 +337,8 @@ def _paths() -> dict[str, Any]:
                  "schema": {"type": "string"}},
                 _flag_param("zipfile", "accepted for old scripts; only 1 (zip) is available", 1),
                 _flag_param("add_request", "1: when no solution is found, queue a calibration request (as "
-                            "add_cal_request; the 400 says what was queued)", 0),
+                            "add_cal_request; the 400 says what was queued, or that the service has "
+                            "turned this off)", 0),
                 _int_param("asvo_job_id", "with add_request=1: as add_cal_request"),
                 _text_param("callback_url", "with add_request=1: as add_cal_request", CALLBACK_URL_MAX),
             ],

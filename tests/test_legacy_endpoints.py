@@ -307,6 +307,17 @@ def test_add_request_queues_a_calibration_request_when_no_fit_is_found(client, a
     assert [(json.loads(m["Body"])["obs_id"], json.loads(m["Body"])["cal_id"]) for m in msgs] == [(T0, CAL)]
 
 
+def test_add_request_turned_off_queues_nothing_and_says_where_to_ask(client, aws, monkeypatch):
+    """An operator can make the API-keyed add_cal_request the only way to queue a fit."""
+    monkeypatch.setenv("CALIB_LEGACY_ADD_REQUEST", "0")
+    seed([_obs(CAL, calibration=True), _obs(T0)], [])
+    r = client.http.get(f"/calib/get_calfile_for_obsid?obs_id={T0}&add_request=1")
+    assert r.status_code == 400  # still the spec's "no calibration solution"
+    req = json.loads(r.body)["calibration_request"]
+    assert req["queued"] is False and req["status"] == 403 and "add_cal_request" in req["message"]
+    assert "Messages" not in aws["sqs"].receive_message(QueueUrl=aws["queue_url"])
+
+
 def test_add_request_without_a_calibrator_says_nothing_was_queued(client, aws):
     seed([_obs(T0)], [])
     r = client.http.get(f"/calib/get_calfile_for_obsid?obs_id={T0}&add_request=1")
