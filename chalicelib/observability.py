@@ -40,8 +40,9 @@ CACHE_HIT = "CacheHit"                # a solution zip (or plot) served from the
 CACHE_MISS = "CacheMiss"              # ... built because it was not cached
 CALLBACK_SENT = "CallbackSent"        # a callback POST answered 2xx
 CALLBACK_FAILED = "CallbackFailed"    # a callback attempt failed (will be retried, or gave up)
+CALLBACK_GAVE_UP = "CallbackGaveUp"   # ... and it was the last one: the retry window is over (alarmed)
 SELECTION_MISS = "SelectionMiss"      # no calibrator/fit matched (the 404 of the selection)
-METRIC_NAMES = (CACHE_HIT, CACHE_MISS, CALLBACK_SENT, CALLBACK_FAILED, SELECTION_MISS)
+METRIC_NAMES = (CACHE_HIT, CACHE_MISS, CALLBACK_SENT, CALLBACK_FAILED, CALLBACK_GAVE_UP, SELECTION_MISS)
 
 DEFAULT_NAMESPACE = "MWACalib"
 

@@ -153,7 +153,7 @@ def test_count_api_for_other_modules(client, capfd, monkeypatch):
     assert {"CacheHit", "CallbackSent"} <= _metric_names(blob)
     assert blob["CallbackSent"] in (2, 2.0, [2.0])
     assert set(observability.METRIC_NAMES) == {"CacheHit", "CacheMiss", "CallbackSent", "CallbackFailed",
-                                               "SelectionMiss"}
+                                               "CallbackGaveUp", "SelectionMiss"}
 
 
 def _s3_event(key: str) -> dict:

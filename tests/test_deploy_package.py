@@ -306,6 +306,43 @@ def test_sam_add_cal_request_needs_an_api_key_from_a_usage_plan(sam):
     assert plan_key["Properties"]["KeyId"] == {"Ref": key_id}
 
 
+def test_an_alarm_fires_when_a_callback_gives_up_on_the_metric_the_code_emits(sam, terraform):
+    """The alarm's namespace, name and exact dimension set are those of the EMF line the schedule writes."""
+    from types import SimpleNamespace
+
+    from chalicelib import observability
+
+    config = json.loads((CHALICE / "config.json").read_text())["environment_variables"]
+    function = observability._function(SimpleNamespace(function_name="mwa-calib-prod-retry_callbacks"), "?")
+    assert function == "retry_callbacks"
+    # what the retry_callbacks function writes when a callback gives up
+    metrics = observability.metrics
+    saved = metrics.namespace, metrics.service
+    try:
+        metrics.namespace, metrics.service = config["POWERTOOLS_METRICS_NAMESPACE"], config["POWERTOOLS_SERVICE_NAME"]
+        metrics.clear_metrics()
+        metrics.add_dimension("function", function)  # as observe_event does
+        observability.count(observability.CALLBACK_GAVE_UP)
+        blob = metrics.serialize_metric_set()
+    finally:
+        metrics.clear_metrics()
+        metrics.namespace, metrics.service = saved
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    emitted = {name: blob[name] for dims in directive["Dimensions"] for name in dims}
+
+    alarms = [r["Properties"] for r in _resources(sam, "AWS::CloudWatch::Alarm").values()
+              if r["Properties"].get("MetricName") == observability.CALLBACK_GAVE_UP]
+    (alarm,) = alarms
+    assert alarm["Namespace"] == directive["Namespace"] == config["POWERTOOLS_METRICS_NAMESPACE"]
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == emitted == {
+        "function": "retry_callbacks", "service": config["POWERTOOLS_SERVICE_NAME"]}
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    tf = [a for doc in terraform.values() for a in doc.get("resource", {}).get("aws_cloudwatch_metric_alarm", {}).values()
+          if a["metric_name"] == observability.CALLBACK_GAVE_UP]
+    (tf_alarm,) = tf
+    assert tf_alarm["namespace"] == alarm["Namespace"] and tf_alarm["dimensions"] == emitted
+
+
 def test_sam_every_reference_resolves(sam):
     found: set[str] = set()
     _refs(sam["Resources"], found)

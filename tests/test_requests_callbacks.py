@@ -231,6 +231,11 @@ def test_the_retry_window_ends_in_failed_and_nothing_more_is_sent(client, aws, r
     monkeypatch.setenv("CALIB_CALLBACK_RETRY_BASE_S", "0.05")
     monkeypatch.setenv("CALIB_CALLBACK_RETRY_MAX_S", "0.2")
     monkeypatch.setenv("CALIB_CALLBACK_RETRY_HOURS", str(0.6 / 3600))
+    from chalicelib import observability
+
+    counted: list[str] = []
+    count = observability.count
+    monkeypatch.setattr(observability, "count", lambda name, value=1: (counted.append(name), count(name, value)))
     receiver.script(500)
     _store(receiver.url)
     _land(client, aws, fitfiles.solutions_key(CAL, FITID))
@@ -242,8 +247,9 @@ def test_the_retry_window_ends_in_failed_and_nothing_more_is_sent(client, aws, r
     assert row["callback_state"] == "failed" and row["callback_next_attempt"] is None
     n = len(receiver.received)
     assert n >= 3 and row["callback_attempts"] == n == len(_attempts(row["id"]))
+    assert counted.count("CallbackFailed") == n and counted.count("CallbackGaveUp") == 1  # the alarmed metric
     _retry(client)
-    assert len(receiver.received) == n
+    assert len(receiver.received) == n and counted.count("CallbackGaveUp") == 1
 
 
 def test_a_redirect_is_not_followed(client, aws, receiver):  # noqa: F811

@@ -214,6 +214,8 @@ def attempt(row: dict[str, Any], cfg: Settings | None = None) -> dict[str, Any]:
     queries.record_attempt(row["id"], attempted_at=started, http_status=result.status, error=result.error,
                            state=state, next_attempt=next_at, delivered_at=done if result.ok else None)
     observability.count(observability.CALLBACK_SENT if result.ok else observability.CALLBACK_FAILED)
+    if state == "failed":
+        observability.count(observability.CALLBACK_GAVE_UP)  # someone waits for this callback in vain
     log = logger.info if result.ok else logger.warning
     log("callback attempt", extra={"calibration_request_id": row["id"], "cal_id": row["cal_id"],
                                    "attempt": attempts_made, "http_status": result.status, "error": result.error,
