@@ -4,7 +4,8 @@ Both answer as get_cal_solution does -- a 302 to a presigned zip in the products
 and cached there (a 256-tile solution is far over Lambda's response size) -- on the same selection
 and file writers. Scripts that fetch with ``wget``, Python ``requests`` or ``urllib`` follow the
 redirect; ``curl`` needs ``-L``. Every answer of theirs that is ours to give (302 and 4xx) carries
-``Deprecation: true`` and a ``Link`` to the successor: get_cal_solution for the same observation
+``Deprecation`` (RFC 9745: the date they were deprecated, ``@1795478400`` = 2026-11-24) and a
+``Link`` to the successor: get_cal_solution for the same observation
 (for a calibrator: ``max_time_separation=0``, which asks for that calibrator's own fit).
 
 get_calfile_for_obsid (service-spec): ``obs_id``; ``any_gain`` present with or without a value drops
@@ -64,9 +65,14 @@ def get_calfile_for_calid(query: Mapping[str, str] | None) -> Response:
     return _deprecated(lambda: _for_calid(query), successor)
 
 
+# When this service marked the old endpoints deprecated (2026-11-24T00:00:00Z), as RFC 9745 wants it:
+# a structured-field date, "@" and Unix seconds. A date in the past means "deprecated already".
+DEPRECATED_SINCE = "@1795478400"
+
+
 def deprecation_headers(successor: str) -> dict[str, str]:
-    """``Deprecation`` and ``Link`` (RFC 8288 rel="successor-version") headers."""
-    return {"Deprecation": "true", "Link": f'<{successor}>; rel="successor-version"'}
+    """``Deprecation`` (RFC 9745) and ``Link`` (RFC 8288 rel="successor-version") headers."""
+    return {"Deprecation": DEPRECATED_SINCE, "Link": f'<{successor}>; rel="successor-version"'}
 
 
 def _successor(query: Mapping[str, str] | None, name: str, extra: str = "") -> str:

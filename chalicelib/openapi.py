@@ -84,7 +84,8 @@ REDIRECT_HEADERS = {
     "Cache-Control": {"schema": {"type": "string", "example": "no-store"}},
 }
 DEPRECATION_HEADERS = {
-    "Deprecation": {"description": "always `true`", "schema": {"type": "string", "enum": ["true"]}},
+    "Deprecation": {"description": "RFC 9745: deprecated since 2026-11-24 (`@` and Unix seconds)",
+                    "schema": {"type": "string", "enum": ["@1795478400"]}},
     "Link": {"description": 'the successor, `</calib/get_cal_solution?obs_id=...>; rel="successor-version"`',
              "schema": {"type": "string"}},
 }

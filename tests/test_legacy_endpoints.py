@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import runpy
 import struct
 import sys
@@ -125,8 +126,14 @@ def run_flag_script(path, vis: str) -> list[str]:
     return called
 
 
+def _deprecated_since(value: str) -> datetime:
+    """RFC 9745's Deprecation value: an RFC 9651 structured-field date, "@" and an integer of Unix seconds."""
+    assert re.fullmatch(r"@-?[0-9]{1,15}", value), value
+    return datetime.fromtimestamp(int(value[1:]), tz=timezone.utc)
+
+
 def assert_deprecated(answer, successor: str):
-    assert answer.headers["Deprecation"] == "true"
+    assert _deprecated_since(answer.headers["Deprecation"]) == datetime(2026, 11, 24, tzinfo=timezone.utc)
     assert answer.headers["Link"] == f'<{successor}>; rel="successor-version"'
 
 
@@ -346,7 +353,7 @@ def test_bad_obsid_requests_are_400_naming_the_parameter(client, query, paramete
     r = client.http.get(f"/calib/get_calfile_for_obsid?{query}")
     assert r.status_code == 400, r.body
     assert json.loads(r.body)["parameter"] == parameter
-    assert r.headers["Deprecation"] == "true" and "successor-version" in r.headers["Link"]
+    assert _deprecated_since(r.headers["Deprecation"]) and "successor-version" in r.headers["Link"]
 
 
 def test_obsid_zips_are_cached_and_the_stored_metafits_gets_its_own(client, aws, tmp_path):
@@ -414,7 +421,7 @@ def test_calid_errors_are_400_json(client, case):
     assert r.status_code == 400, r.body
     body = json.loads(r.body)
     assert body["error"] == "bad_request" and body["parameter"] == "cal_id" and body["message"]
-    assert r.headers["Deprecation"] == "true"
+    assert _deprecated_since(r.headers["Deprecation"])
 
 
 def test_nothing_found_while_building_is_400_not_404(client):
@@ -426,4 +433,4 @@ def test_nothing_found_while_building_is_400_not_404(client):
         r = client.http.get(path)
         assert r.status_code == 400, (path, r.body)
         assert "no tile list" in json.loads(r.body)["message"]
-        assert r.headers["Deprecation"] == "true"
+        assert _deprecated_since(r.headers["Deprecation"])
