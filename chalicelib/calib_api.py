@@ -14,14 +14,10 @@ from chalicelib.selection.service import choose
 from chalicelib.solution_zip import FINE_CHAN_KHZ, FORMATS, Request, deliver
 from chalicelib.web import json_response, redirect
 
-MAX_SEPARATION = 10 * 365 * 86400  # anything wider is a typo, and would scan the whole schedule
-
-
 def criteria(query: Mapping[str, str] | None, *, any_gain: bool = False, need_fit: bool = True) -> Criteria:
     """The selection parameters shared by the endpoints."""
     return Criteria(
-        max_time_separation=params.integer(query, "max_time_separation", default=86400, minimum=0,
-                                           maximum=MAX_SEPARATION),
+        max_time_separation=params.max_time_separation(query),
         allow_after=params.flag(query, "allow_after", default=True),
         prefer_fitid=params.integer(query, "prefer_fitid", minimum=0),
         any_gain=any_gain,
@@ -31,7 +27,7 @@ def criteria(query: Mapping[str, str] | None, *, any_gain: bool = False, need_fi
 
 def obs_id(query: Mapping[str, str] | None, name: str = "obs_id") -> int:
     """The required observation id (GPS seconds)."""
-    return params.integer(query, name, required=True, minimum=0)
+    return params.observation_id(query, name)
 
 
 def get_cal_solution(query: Mapping[str, str] | None) -> Response:

@@ -9,6 +9,8 @@ from chalicelib.errors import BadRequest
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() would also take "1_000" and "١٢٣"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what a PostgreSQL bigint holds
+DEFAULT_MAX_TIME_SEPARATION = 86400  # seconds: the spec's default window around the target
+MAX_TIME_SEPARATION = 10 * 365 * 86400  # anything wider is a typo, and would scan the whole schedule
 
 
 def _raw(query: Mapping[str, str] | None, name: str) -> str | None:
@@ -71,3 +73,14 @@ def text(query: Mapping[str, str] | None, name: str, *, max_length: int = 2048) 
     if len(raw) > max_length:
         raise BadRequest(f"{name} must be at most {max_length} characters", parameter=name)
     return raw
+
+
+def observation_id(query: Mapping[str, str] | None, name: str = "obs_id") -> int:
+    """A required observation id (GPS seconds), as every endpoint takes it."""
+    return integer(query, name, required=True, minimum=0)  # type: ignore[return-value]
+
+
+def max_time_separation(query: Mapping[str, str] | None) -> int:
+    """``max_time_separation`` (seconds) as every endpoint that searches for a calibrator takes it."""
+    return integer(query, "max_time_separation", default=DEFAULT_MAX_TIME_SEPARATION, minimum=0,
+                   maximum=MAX_TIME_SEPARATION)  # type: ignore[return-value]

@@ -25,6 +25,7 @@ BAD_VALUES = [
     "\u0661\u0662\u0663",  # Arabic-Indic digits: Python's int() reads them
     "\uff11\uff12",  # full-width digits
     "\u00b2",  # superscript two: str.isdigit() says yes, int() says no
+    "2147483648", "9223372036854775807", "-9223372036854775808",  # past int32, the bigint limits
     "' OR 1=1 --", "<script>alert(1)</script>", "\x00", "%", "a" * 3000, "true", "[1]", "{}",
 ]
 

@@ -70,25 +70,25 @@ def test_api_key_is_required_exactly_where_the_routes_say(doc):
 
 
 def test_enumerations_and_defaults_are_the_codes(doc):
-    from chalicelib import calib_api, openapi, plots, solution_zip
+    from chalicelib import openapi, params, plots, solution_zip
     from chalicelib.grafana import api as grafana_api
     from chalicelib.plots import service as plot_service
-    from chalicelib.requests import intake, urls
+    from chalicelib.requests import urls
     from chalicelib.summary import fitpage, page
 
     assert openapi.OUTPUT_FORMATS == solution_zip.FORMATS
     assert openapi.FINE_CHAN_KHZ == solution_zip.FINE_CHAN_KHZ
-    assert openapi.MAX_TIME_SEPARATION == calib_api.MAX_SEPARATION
-    assert openapi.DEFAULT_MAX_TIME_SEPARATION == intake.DEFAULT_MAX_TIME_SEPARATION
+    assert openapi.MAX_TIME_SEPARATION == params.MAX_TIME_SEPARATION
+    assert openapi.DEFAULT_MAX_TIME_SEPARATION == params.DEFAULT_MAX_TIME_SEPARATION
     assert openapi.PLOT_KINDS == plots.KINDS and openapi.PLOT_FORMATS == plot_service.FORMATS
     assert openapi.FIT_FORMATS == fitpage.FORMATS and openapi.FIT_TABLES == fitpage.TABLES
     assert (openapi.SUMMARY_DEFAULT_PER_PAGE, openapi.SUMMARY_MAX_PER_PAGE, openapi.SUMMARY_DEFAULT_DAYS) == (
         page.DEFAULT_PER_PAGE, page.MAX_PER_PAGE, page.DEFAULT_DAYS)
     assert openapi.GRAFANA_ACTIONS == tuple(grafana_api.ACTIONS)
     assert openapi.CALLBACK_URL_MAX == urls.MAX_URL_LENGTH
-    params = {p["name"]: p for p in doc["paths"]["/calib/get_cal_solution"]["get"]["parameters"] if "name" in p}
-    assert params["output_format"]["schema"]["default"] == "aocal"
-    assert params["fine_chan_khz"]["schema"]["default"] == 40
+    described = {p["name"]: p for p in doc["paths"]["/calib/get_cal_solution"]["get"]["parameters"] if "name" in p}
+    assert described["output_format"]["schema"]["default"] == "aocal"
+    assert described["fine_chan_khz"]["schema"]["default"] == 40
 
 
 def test_served_at_calib_openapi_json():

@@ -27,17 +27,14 @@ from chalicelib.requests.store import QueuedRequest
 from chalicelib.selection import service
 from chalicelib.selection.rules import Criteria
 
-DEFAULT_MAX_TIME_SEPARATION = 86400
-
-
 class QueueNotConfigured(RuntimeError):
     """CALIB_REQUEST_QUEUE_URL is empty: a deployment fault (500)."""
 
 
 def parse(query: Mapping[str, str] | None) -> tuple[int, int, int | None, str | None]:
     """(obs_id, max_time_separation, asvo_job_id, callback_url), each problem a 400 naming it."""
-    obs_id = params.integer(query, "obs_id", required=True, minimum=0)
-    max_sep = params.integer(query, "max_time_separation", default=DEFAULT_MAX_TIME_SEPARATION, minimum=0)
+    obs_id = params.observation_id(query)
+    max_sep = params.max_time_separation(query)
     asvo_job_id = params.integer(query, "asvo_job_id", minimum=0)
     callback_url = params.text(query, "callback_url", max_length=urls.MAX_URL_LENGTH)
     return obs_id, max_sep, asvo_job_id, callback_url
