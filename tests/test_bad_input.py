@@ -157,3 +157,54 @@ def test_other_integers_are_a_400_naming_the_parameter(raw, problem):
     with pytest.raises(BadRequest) as caught:
         params.integer({"obs_id": raw}, "obs_id")
     assert caught.value.parameter == "obs_id" and problem in caught.value.message
+
+
+# ---- the Grafana datasource: JSON bodies instead of query parameters --------------------------
+
+JSON_VALUES = ["", "abc", "1e400", 1e300, -1e300, None, True, [], {}, "ANY", "rec01", "\u00b2", "9" * 40, 10**30,
+               -1, 0, "NaN", [1, 2], {"a": 1}]
+
+
+def _grafana_bodies():
+    """(action, body) pairs: a good query with one field replaced, and each action given odd bodies."""
+    good = {"range": {"from": "2014-05-01T00:00:00Z", "to": "2014-05-30T00:00:00Z"}, "maxDataPoints": 100,
+            "targets": [{"refId": "A", "target": "rec01",
+                         "payload": {"style": "full", "channel": "ANY", "source": "ANY", "clip": "None"}}]}
+
+    def replaced(path: tuple, value):
+        body = json.loads(json.dumps(good))
+        node = body
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        return body
+
+    fields = [("range",), ("range", "from"), ("range", "to"), ("maxDataPoints",), ("targets",),
+              ("targets", 0, "target"), ("targets", 0, "payload"),
+              *[("targets", 0, "payload", k) for k in ("style", "channel", "source", "clip")]]
+    for value in JSON_VALUES:
+        for path in fields:
+            yield "query", replaced(path, value)
+        for action in ("query", "metrics", "metric-payload-options", "variable", "tag-keys", "tag-values"):
+            yield action, value
+        yield "metric-payload-options", {"metric": value, "payload": {}, "name": "style"}
+        yield "metric-payload-options", {"metric": "rec01", "payload": value, "name": "channel"}
+        yield "metric-payload-options", {"metric": "rec01", "payload": {}, "name": value}
+        yield "variable", {"payload": {"target": value}}
+        yield "tag-values", {"key": value}
+
+
+def test_no_grafana_body_is_a_server_error(client):
+    checked = 0
+    for action, body in _grafana_bodies():
+        r = client.http.post(f"/calib/grafana/{action}", body=json.dumps(body).encode(),
+                             headers={"Content-Type": "application/json"})
+        where = f"{action} {json.dumps(body)[:120]}"
+        assert r.status_code < 500, (where, r.status_code, r.body[:300])
+        if r.status_code >= 400:
+            assert json.loads(r.body)["message"], where
+        checked += 1
+    for raw in (b"", b"{", b"\xff\xfe", b"null", b"[]", b"1e999", b'{"targets": [' * 50):
+        r = client.http.post("/calib/grafana/query", body=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code < 500 and (r.status_code < 400 or json.loads(r.body)["message"]), raw
+    assert checked > 300
