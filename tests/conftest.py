@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures shared across modules: the callback receiver and request seeds, the real 1369821496 fit.
+pytest_plugins = ["tests.requests_support", "tests.real_fit"]
+
 # Settings the app reads at import or call time, fixed before anything imports it.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "mwa-calib-test")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MWACalibTest")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from tests.mwa_files import PROJECT_ROOT
-from tests.test_ingest_fit import _fixture_files
+from tests.real_fit import fixture_files
 
 CAL = 1369821496
 FITID = 1685856000000001
@@ -22,7 +22,7 @@ def _count(sql: str, params: dict | None = None) -> int:
 
 
 def test_the_module_ingests_the_fixture_into_the_database(clean_db):
-    solutions, metafits = _fixture_files()
+    solutions, metafits = fixture_files()
     env = {**os.environ, "POWERTOOLS_LOG_LEVEL": "ERROR"}  # clean_db's CALIB_DB_* name the test database
     done = subprocess.run(
         [sys.executable, "-m", "chalicelib.ingest", "--metafits", str(metafits), "--fitid", str(FITID),
@@ -58,7 +58,7 @@ def test_the_module_ingests_the_fixture_into_the_database(clean_db):
 def test_bad_input_exits_1_without_writing(clean_db, tmp_path, capsys):
     from chalicelib.ingest.__main__ import main
 
-    solutions, metafits = _fixture_files()
+    solutions, metafits = fixture_files()
     assert main(["--metafits", str(tmp_path / "nope.fits"), str(solutions[0])]) == 1
     assert "no such file" in capsys.readouterr().err
     garbage = tmp_path / "garbage_solutions.fits"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,9 +27,8 @@ from chalicelib.ingest.fit import (
 )
 from chalicelib.jones import SolutionArrays, rebuild_jones
 from chalicelib.records import SOLUTION_COLUMNS, SolutionRow
-from tests.mwa_files import mwa_file
+from tests.real_fit import OBSID, fixture_files
 
-OBSID = "1369821496"
 N_COARSE = 24
 ARRAYS = ["x_gains", "y_gains", "x_gains_pol0", "x_gains_pol1", "y_gains_pol0", "y_gains_pol1",
           "x_gains_sigma_resid", "y_gains_sigma_resid"]
@@ -41,68 +39,14 @@ SCALARS = [c for c in SOLUTION_COLUMNS if c != "tileid" and c not in ARRAYS]
 # the real fixture
 
 
-def _fixture_files() -> tuple[list[Path], Path]:
-    folder = mwa_file(OBSID)
-    solutions = sorted(folder.glob(f"hyp_soln_{OBSID}_ch*_solutions.fits"))
-    assert len(solutions) == 24, solutions
-    return solutions, mwa_file(OBSID, f"{OBSID}_metafits.fits")
-
-
 @pytest.fixture(scope="module")
 def fixture_fit() -> dict:
-    solutions, metafits = _fixture_files()
+    solutions, metafits = fixture_files()
     t0 = time.perf_counter()
     inputs = load_fit_inputs(solutions, metafits)
     rows = fit_solutions(inputs)
     elapsed = time.perf_counter() - t0
     return {"inputs": inputs, "rows": rows, "elapsed": elapsed}
-
-
-@pytest.fixture(scope="module")
-def originals() -> dict:
-    """The fixture read directly with astropy: Jones per metafits Antenna over all chanblocks, freq-sorted."""
-    from astropy.io import fits
-
-    solutions, metafits = _fixture_files()
-    with fits.open(metafits) as hdus:
-        td = hdus["TILEDATA"].data
-        antenna = np.asarray(td["Antenna"]).astype(int)
-        tile = np.asarray(td["Tile"]).astype(int)
-        flag = np.asarray(td["Flag"]).astype(int)
-        names = [str(n).strip() for n in td["TileName"]]
-        channels = sorted(int(c) for c in hdus[0].header["CHANNELS"].split(","))
-    n_ant = antenna.max() + 1
-    tile_of = np.zeros(n_ant, dtype=int)
-    name_of = [""] * n_ant
-    flagged = np.zeros(n_ant, dtype=bool)
-    for a, t, f, n in zip(antenna, tile, flag, names):
-        tile_of[a] = t
-        name_of[a] = n
-        flagged[a] |= f != 0
-
-    jones, freqs, usable = [], [], []
-    for path in solutions:
-        with fits.open(path) as hdus:
-            raw = np.asarray(hdus["SOLUTIONS"].data, dtype=np.float64)[0]  # (tile, chan, 8)
-            ant = np.asarray(hdus["TILES"].data["Antenna"]).astype(int)
-            j = np.full((n_ant, raw.shape[1], 4), np.nan, dtype=np.complex128)
-            j[ant] = raw[..., 0::2] + 1j * raw[..., 1::2]
-            jones.append(j)
-            freqs.append(np.asarray(hdus["CHANBLOCKS"].data["Freq"], dtype=np.float64))
-            ok = np.isfinite(np.asarray(hdus["RESULTS"].data, dtype=np.float64)[0])
-            ok &= np.asarray(hdus["CHANBLOCKS"].data["Flag"]).astype(int) == 0
-            usable.append(ok)
-    freqs_all = np.concatenate(freqs)
-    order = np.argsort(freqs_all)
-    return {
-        "jones": np.concatenate(jones, axis=1)[:, order],
-        "freqs": freqs_all[order],
-        "usable": np.concatenate(usable)[order],
-        "tile_of": tile_of,
-        "name_of": name_of,
-        "flagged": flagged,
-        "channels": channels,
-    }
 
 
 def _is_all_nan(row: SolutionRow) -> bool:
@@ -264,7 +208,7 @@ def test_fixture_gains_times_amplitude_is_one(fixture_fit: dict, originals: dict
 
 
 def test_load_any_file_order_and_bytes(fixture_fit: dict) -> None:
-    solutions, metafits = _fixture_files()
+    solutions, metafits = fixture_files()
     shuffled = list(reversed(solutions))
     inputs = load_fit_inputs([p.read_bytes() for p in shuffled], metafits.read_bytes())
     ref = fixture_fit["inputs"]

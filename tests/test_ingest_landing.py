@@ -18,8 +18,8 @@ from chalice.test import Client
 
 from tests.mwa_files import mwa_file
 from tests.test_cal_solution_api import fetch_zip, read_bin
-from tests.test_ingest_fit import _fixture_files, originals  # noqa: F401 - a fixture
-from tests.test_requests_support import callback_env, receiver, s3_event, sqs_record  # noqa: F401
+from tests.real_fit import fixture_files
+from tests.requests_support import s3_event, sqs_record
 
 CAL = 1369821496
 FITID = 1685856000123456
@@ -34,7 +34,7 @@ SCALARS = ("x_delay_m", "x_intercept", "y_delay_m", "y_intercept", "x_phase_sigm
 
 @pytest.fixture(scope="module")
 def fixture_bytes() -> dict[str, bytes]:
-    solutions, metafits = _fixture_files()
+    solutions, metafits = fixture_files()
     files = {p.name: p.read_bytes() for p in solutions}
     files[metafits.name] = metafits.read_bytes()
     return files
@@ -72,7 +72,7 @@ def _solution_names(fixture_bytes: dict[str, bytes]) -> list[str]:
 
 
 @pytest.fixture
-def landed(clean_db, aws, callback_env, receiver, fixture_bytes):  # noqa: F811
+def landed(clean_db, aws, callback_env, receiver, fixture_bytes):
     """The real fit uploaded and its manifest landed, with one request (callback URL) waiting for it."""
     _request(receiver.url)
     _upload(aws, fixture_bytes)
@@ -160,7 +160,7 @@ def test_the_waiting_request_gets_one_success_callback_and_a_repeat_writes_nothi
     assert len(receiver.received) == 2 and receiver.received[-1].json()["success"] is True
 
 
-def test_get_cal_solution_serves_a_bin_matching_the_original_solutions(landed, originals):  # noqa: F811
+def test_get_cal_solution_serves_a_bin_matching_the_original_solutions(landed, originals):
     from app import app
 
     with Client(app) as client:
@@ -226,7 +226,7 @@ def _nothing_written() -> None:
 @pytest.mark.parametrize("case", ["missing file", "not json", "path name", "bad solutions", "other metafits",
                                   "bad time"])
 def test_a_bad_landing_fails_the_requests_with_a_reason_and_writes_nothing(
-        case, clean_db, aws, callback_env, receiver, fixture_bytes):  # noqa: F811
+        case, clean_db, aws, callback_env, receiver, fixture_bytes):
     from chalicelib.db import requests as q
 
     _request(receiver.url)
@@ -265,7 +265,7 @@ def test_a_bad_landing_fails_the_requests_with_a_reason_and_writes_nothing(
     _nothing_written()
 
 
-def test_an_s3_outage_is_raised_for_a_retry_and_tells_nobody(clean_db, aws, callback_env, receiver,  # noqa: F811
+def test_an_s3_outage_is_raised_for_a_retry_and_tells_nobody(clean_db, aws, callback_env, receiver,
                                                               fixture_bytes, monkeypatch):
     from chalicelib import storage
     from chalicelib.errors import StorageUnavailable
@@ -285,7 +285,7 @@ def test_an_s3_outage_is_raised_for_a_retry_and_tells_nobody(clean_db, aws, call
     _nothing_written()
 
 
-def test_other_fit_files_in_the_same_event_still_run_when_one_fails(clean_db, aws, callback_env, receiver,  # noqa: F811
+def test_other_fit_files_in_the_same_event_still_run_when_one_fails(clean_db, aws, callback_env, receiver,
                                                                     monkeypatch):
     """Two records in one event: the first (an outage) does not stop the second; then the event is retried."""
     from app import app

@@ -106,9 +106,9 @@ def test_the_observation_must_be_the_fitted_one():
 def test_the_loader_keeps_the_lowest_channel_header_and_refuses_another_observation():
     from chalicelib.ingest.fit import load_fit_inputs
     from tests.mwa_files import mwa_file
-    from tests.test_ingest_fit import _fixture_files
+    from tests.real_fit import fixture_files
 
-    solutions, metafits = _fixture_files()
+    solutions, metafits = fixture_files()
     seen = []
     inputs = load_fit_inputs(solutions[:3], metafits, progress=seen.append)  # ch100, ch105, ch110
     assert seen == solutions[:3]

@@ -9,15 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from chalice.test import Client
 
-from tests.test_requests_support import (  # noqa: F401
-    CAL, FAR_CAL, TARGET, callback_env, receiver, s3_event, seeded, sqs_record,
-)
+from tests.requests_support import CAL, FAR_CAL, TARGET, s3_event, sqs_record
 
 FITID = 1748781296000000
 
 
 @pytest.fixture
-def client(seeded, aws, callback_env):  # noqa: F811
+def client(seeded, aws, callback_env):
     from app import app
 
     with Client(app) as c:
@@ -83,7 +81,7 @@ def test_key_layout_round_trips_and_ignores_other_keys():
 
 # --- success and failure files ------------------------------------------------------------------
 
-def test_success_file_completes_requests_and_posts_exactly_the_documented_body(client, aws, receiver, monkeypatch):  # noqa: F811
+def test_success_file_completes_requests_and_posts_exactly_the_documented_body(client, aws, receiver, monkeypatch):
     from chalicelib.requests import callbacks, fitfiles
 
     monkeypatch.setenv("CALIB_CALLBACK_SIGNING_SECRET", "s3cret")
@@ -114,7 +112,7 @@ def test_success_file_completes_requests_and_posts_exactly_the_documented_body(c
     assert other["calibration_completed_datetime"] is None and other["callback_state"] == "none"
 
 
-def test_failure_file_tells_success_false_with_its_message(client, aws, receiver):  # noqa: F811
+def test_failure_file_tells_success_false_with_its_message(client, aws, receiver):
     from chalicelib.requests import fitfiles
 
     _store(receiver.url)
@@ -131,7 +129,7 @@ def test_failure_file_tells_success_false_with_its_message(client, aws, receiver
     assert "X-MWA-Calib-Signature".lower() not in got.headers  # no secret configured
 
 
-def test_a_plain_text_error_file_is_the_message(client, aws, receiver):  # noqa: F811
+def test_a_plain_text_error_file_is_the_message(client, aws, receiver):
     from chalicelib.requests import fitfiles
 
     _store(receiver.url)
@@ -141,7 +139,7 @@ def test_a_plain_text_error_file_is_the_message(client, aws, receiver):  # noqa:
     assert body["finished_datetime"] == "2025-06-01T12:34:56Z"  # the file's arrival
 
 
-def test_a_repeated_s3_event_sends_nothing_twice(client, aws, receiver):  # noqa: F811
+def test_a_repeated_s3_event_sends_nothing_twice(client, aws, receiver):
     from chalicelib.requests import fitfiles
 
     _store(receiver.url)
@@ -152,7 +150,7 @@ def test_a_repeated_s3_event_sends_nothing_twice(client, aws, receiver):  # noqa
     assert len(receiver.received) == 1
 
 
-def test_events_of_other_buckets_and_test_events_are_ignored(client, aws, receiver):  # noqa: F811
+def test_events_of_other_buckets_and_test_events_are_ignored(client, aws, receiver):
     from app import app
     from chalicelib.requests import fitfiles
 
@@ -163,7 +161,7 @@ def test_events_of_other_buckets_and_test_events_are_ignored(client, aws, receiv
     assert receiver.received == [] and _rows()[0]["calibration_completed_datetime"] is None
 
 
-def test_a_request_after_a_fit_completed_others_is_answered_at_once(client, aws, receiver):  # noqa: F811
+def test_a_request_after_a_fit_completed_others_is_answered_at_once(client, aws, receiver):
     from chalicelib.requests import fitfiles
 
     _land(client, aws, fitfiles.solutions_key(CAL, FITID))  # nobody waiting: nothing records this fit
@@ -182,7 +180,7 @@ def test_a_request_after_a_fit_completed_others_is_answered_at_once(client, aws,
 
 # --- retries ------------------------------------------------------------------------------------
 
-def test_receiver_failing_twice_then_answering_gets_exactly_one_successful_delivery(client, aws, receiver):  # noqa: F811
+def test_receiver_failing_twice_then_answering_gets_exactly_one_successful_delivery(client, aws, receiver):
     from chalicelib.requests import fitfiles
 
     receiver.script(500, 500, 200)
@@ -225,7 +223,7 @@ def test_retry_delays_grow_and_stop_at_the_window():
     assert 25 < n < 35
 
 
-def test_the_retry_window_ends_in_failed_and_nothing_more_is_sent(client, aws, receiver, monkeypatch):  # noqa: F811
+def test_the_retry_window_ends_in_failed_and_nothing_more_is_sent(client, aws, receiver, monkeypatch):
     from chalicelib.requests import fitfiles
 
     monkeypatch.setenv("CALIB_CALLBACK_RETRY_BASE_S", "0.05")
@@ -252,7 +250,7 @@ def test_the_retry_window_ends_in_failed_and_nothing_more_is_sent(client, aws, r
     assert len(receiver.received) == n and counted.count("CallbackGaveUp") == 1
 
 
-def test_a_redirect_is_not_followed(client, aws, receiver):  # noqa: F811
+def test_a_redirect_is_not_followed(client, aws, receiver):
     from chalicelib.requests import fitfiles
 
     receiver.script(302, 200)
@@ -265,7 +263,7 @@ def test_a_redirect_is_not_followed(client, aws, receiver):  # noqa: F811
     assert len(receiver.received) == 1  # nothing went to the Location
 
 
-def test_a_slow_receiver_times_out_within_the_total_limit(client, aws, receiver, monkeypatch):  # noqa: F811
+def test_a_slow_receiver_times_out_within_the_total_limit(client, aws, receiver, monkeypatch):
     from chalicelib.requests import fitfiles
 
     monkeypatch.setenv("CALIB_CALLBACK_TOTAL_TIMEOUT_S", "0.5")
@@ -293,7 +291,7 @@ def test_an_unreachable_receiver_is_a_recorded_failure(client, aws, monkeypatch)
     assert status is None and "refused" in error and row["callback_state"] == "pending"
 
 
-def test_the_url_is_checked_again_when_sending(client, aws, receiver, monkeypatch):  # noqa: F811
+def test_the_url_is_checked_again_when_sending(client, aws, receiver, monkeypatch):
     from chalicelib.requests import fitfiles
 
     _store(receiver.url)
@@ -304,7 +302,7 @@ def test_the_url_is_checked_again_when_sending(client, aws, receiver, monkeypatc
     assert status is None and "callback URL refused" in error and "loopback" in error
 
 
-def test_a_claimed_callback_is_not_sent_by_a_second_worker(client, aws, receiver, monkeypatch):  # noqa: F811
+def test_a_claimed_callback_is_not_sent_by_a_second_worker(client, aws, receiver, monkeypatch):
     from chalicelib.db import requests as q
     from chalicelib.requests import callbacks
 
@@ -320,7 +318,7 @@ def test_a_claimed_callback_is_not_sent_by_a_second_worker(client, aws, receiver
     assert callbacks.attempt(row)["state"] == "delivered" and len(receiver.received) == 1
 
 
-def test_fit_finished_is_the_ingest_entry_point(client, receiver):  # noqa: F811
+def test_fit_finished_is_the_ingest_entry_point(client, receiver):
     from chalicelib.requests import callbacks
 
     _store(receiver.url)
@@ -330,7 +328,7 @@ def test_fit_finished_is_the_ingest_entry_point(client, receiver):  # noqa: F811
     assert receiver.received[0].json()["finished_datetime"] == "2025-01-02T03:04:05Z"
 
 
-def test_a_handler_without_time_for_a_whole_attempt_leaves_callbacks_to_the_schedule(client, aws, receiver):  # noqa: F811
+def test_a_handler_without_time_for_a_whole_attempt_leaves_callbacks_to_the_schedule(client, aws, receiver):
     from chalicelib.requests import fitfiles
 
     _store(receiver.url)
@@ -343,7 +341,7 @@ def test_a_handler_without_time_for_a_whole_attempt_leaves_callbacks_to_the_sche
     assert _retry(client)["delivered"] == 1 and len(receiver.received) == 1
 
 
-def test_a_real_s3_notification_as_the_local_stack_delivers_it(client, aws, receiver):  # noqa: F811
+def test_a_real_s3_notification_as_the_local_stack_delivers_it(client, aws, receiver):
     """moto's S3 -> SQS notification (URL-encoded key, s3:TestEvent first) through the pump's conversion."""
     from app import app
     from chalicelib.requests import fitfiles
@@ -361,3 +359,15 @@ def test_a_real_s3_notification_as_the_local_stack_delivers_it(client, aws, rece
     [got] = receiver.received
     assert got.json()["cal_id"] == CAL and got.json()["success"] is True
     assert _rows()[0]["calibration_fit_id"] == FITID
+
+
+def test_receiver_answers_as_scripted(receiver):
+    """The helper itself: a scripted receiver answers 500 then 200."""
+    import urllib.error
+    import urllib.request
+
+    receiver.script(500, 200)
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(urllib.request.Request(receiver.url, data=b"{}", method="POST"), timeout=2)
+    assert urllib.request.urlopen(urllib.request.Request(receiver.url, data=b"{}", method="POST"), timeout=2).status == 200
+    assert receiver.answered == [500, 200]

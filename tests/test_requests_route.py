@@ -8,11 +8,11 @@ import socket
 import pytest
 from chalice.test import Client
 
-from tests.test_requests_support import CAL, LONELY, TARGET, callback_env, receiver, seeded  # noqa: F401
+from tests.requests_support import CAL, LONELY, TARGET
 
 
 @pytest.fixture
-def client(seeded, aws, callback_env):  # noqa: F811
+def client(seeded, aws, callback_env):
     from app import app
 
     with Client(app) as c:
@@ -30,7 +30,7 @@ def _get(client, **query):
     return client.http.get("/calib/add_cal_request?" + urlencode(query))
 
 
-def test_200_empty_body_and_one_message_with_the_calibrator(client, aws, receiver):  # noqa: F811
+def test_200_empty_body_and_one_message_with_the_calibrator(client, aws, receiver):
     r = _get(client, obs_id=TARGET, asvo_job_id=42, callback_url=receiver.url)
     assert r.status_code == 200
     assert r.body in (b"", "")

@@ -8,13 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from chalice.test import Client
 
-from tests.test_requests_support import (  # noqa: F401
-    CAL, TARGET, add_fit, callback_env, receiver, seeded, sqs_record,
-)
+from tests.requests_support import CAL, TARGET, add_fit, sqs_record
 
 
 @pytest.fixture
-def app_client(seeded, aws, callback_env):  # noqa: F811
+def app_client(seeded, aws, callback_env):
     from app import app
 
     with Client(app) as c:
@@ -32,7 +30,7 @@ def _requests():
     return q.requests_for()
 
 
-def test_the_route_then_the_handler_store_one_open_request(app_client, aws, receiver):  # noqa: F811
+def test_the_route_then_the_handler_store_one_open_request(app_client, aws, receiver):
     from urllib.parse import urlencode
 
     r = app_client.http.get("/calib/add_cal_request?" + urlencode(
@@ -70,7 +68,7 @@ def test_a_message_without_a_key_is_keyed_by_its_message_id(app_client):
     assert row["request_key"] == "sqs-msg-abc"
 
 
-def test_already_fitted_calibrator_completes_at_once_and_calls_back(app_client, receiver):  # noqa: F811
+def test_already_fitted_calibrator_completes_at_once_and_calls_back(app_client, receiver):
     from app import app
     from chalicelib.db import requests as q
 
@@ -88,7 +86,7 @@ def test_already_fitted_calibrator_completes_at_once_and_calls_back(app_client, 
     assert [a["http_status"] for a in q.attempts(row["id"])] == [200]
 
 
-def test_a_fit_that_failed_on_every_tile_does_not_count(app_client, receiver):  # noqa: F811
+def test_a_fit_that_failed_on_every_tile_does_not_count(app_client, receiver):
     from app import app
 
     add_fit(CAL, 1748592000000000, good=False)
@@ -97,7 +95,7 @@ def test_a_fit_that_failed_on_every_tile_does_not_count(app_client, receiver):  
     assert row["calibration_completed_datetime"] is None and receiver.received == []
 
 
-def test_already_fitted_with_a_failing_receiver_goes_to_the_retry_schedule(app_client, receiver, monkeypatch):  # noqa: F811
+def test_already_fitted_with_a_failing_receiver_goes_to_the_retry_schedule(app_client, receiver, monkeypatch):
     from app import app
     from chalicelib.db import requests as q
 

@@ -1,6 +1,7 @@
 """Shared pieces of the request tests: a real HTTP receiver on loopback, seeded observations, settings.
 
-Imported by the other ``test_requests_*`` modules (the fixtures are re-exported there).
+A pytest plugin (``pytest_plugins`` in conftest.py): its fixtures -- ``receiver``, ``callback_env``,
+``seeded`` -- reach every test module; the constants and helpers are imported where used.
 """
 
 from __future__ import annotations
@@ -157,15 +158,3 @@ def s3_event(key: str, bucket: str = "test-cal", event_time: str = "2025-06-01T1
         "s3": {"s3SchemaVersion": "1.0", "configurationId": "c", "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}",
                "ownerIdentity": {"principalId": "x"}}, "object": {"key": key, "size": 10, "eTag": "e", "sequencer": "1"}},
     }]}
-
-
-def test_receiver_answers_as_scripted(receiver):
-    """The helper itself: a scripted receiver answers 500 then 200."""
-    import urllib.error
-    import urllib.request
-
-    receiver.script(500, 200)
-    with pytest.raises(urllib.error.HTTPError):
-        urllib.request.urlopen(urllib.request.Request(receiver.url, data=b"{}", method="POST"), timeout=2)
-    assert urllib.request.urlopen(urllib.request.Request(receiver.url, data=b"{}", method="POST"), timeout=2).status == 200
-    assert receiver.answered == [500, 200]
