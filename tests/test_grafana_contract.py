@@ -476,6 +476,9 @@ def test_tag_keys_and_values(client, data):
 
 BAD_QUERIES = [
     ("not json", "JSON"),
+    ("", "range"),  # no body: an empty query, which lacks its range
+    ("1e999", "object"),
+    ('{"targets": [' * 50, "JSON"),
     ("[1, 2]", "object"),
     ('{"targets": [], "range": {"from": "2024-05-01T00:00:00Z", "to": NaN}}', "JSON"),
     (gd.query_body(gd.target("rec01"), range=None), "range"),
@@ -539,7 +542,8 @@ def test_database_down_is_503_with_a_message_and_cors(client, monkeypatch):
         db.close()
 
 
-ODD_VALUES = [None, [], {}, True, -1e300, 10**30, "", "x" * 300, "NaN", [None, {"a": []}]]
+ODD_VALUES = [None, [], {}, True, -1e300, 10**30, "", "x" * 300, "NaN", [None, {"a": []}],
+              "1e400", "9" * 40, "\u00b2", -1, 0]
 
 
 def _leaf_paths(value, path=()):
@@ -575,8 +579,8 @@ def _replaced(value, path, new):
     ("metrics", {"metric": "rec01", "payload": {"style": "full"}}),
 ])
 def test_no_odd_value_anywhere_makes_a_500(client, data, action, body):
-    """Every leaf of a valid body replaced by odd values: always 200 or 400 with a message."""
-    for path in _leaf_paths(body):
+    """The whole body and every leaf of a valid one replaced by odd values: always 200 or 400 with a message."""
+    for path in [(), *_leaf_paths(body)]:
         for new in ODD_VALUES:
             r, answer = post(client, action, _replaced(body, path, new))
             assert r.status_code in (200, 400), (path, new, answer)
