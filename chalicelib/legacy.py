@@ -76,11 +76,11 @@ def deprecation_headers(successor: str) -> dict[str, str]:
 
 
 def _successor(query: Mapping[str, str] | None, name: str, extra: str = "") -> str:
-    raw = (query or {}).get(name)
-    raw = raw.strip() if isinstance(raw, str) else None
-    if raw and raw.isascii() and raw.isdigit() and len(raw) <= 19:  # str.isdigit() alone takes "²"
-        return f"{SUCCESSOR}?obs_id={int(raw)}{extra}"
-    return SUCCESSOR
+    """get_cal_solution for the observation the request names, read as the endpoint reads it (bare when unreadable)."""
+    try:
+        return f"{SUCCESSOR}?obs_id={params.observation_id(query, name)}{extra}"
+    except BadRequest:
+        return SUCCESSOR
 
 
 def _deprecated(answer, successor: str) -> Response:
