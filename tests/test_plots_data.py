@@ -242,3 +242,38 @@ def test_empty_and_all_failed_fits_still_render():
     d = timediff.compute(tile_rows(fx.A)[:8], rows, [], fitid=1, obsid=2)
     assert all(len(t["history"]["fitid"]) == 0 for t in d["tiles"])
     assert timediff.render(d)[:4] == b"\x89PNG"
+
+
+def test_the_same_data_gives_the_same_png_in_every_process():
+    """Earlier fits of several creators are drawn in a fixed order, not in a set's hash order.
+
+    Two earlier fits of one observation with the same values but different creators put their
+    faded points on the same pixels: which is drawn last decides the colour seen."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import hashlib\n"
+        "from tests.test_plots_data import blocks, solution_rows, tile_rows\n"
+        "from tests import test_summary_fixtures as fx\n"
+        "from chalicelib.plots import timediff\n"
+        "history = blocks()\n"
+        "twin = next(b for b in history if b['creator'] == 'mwa' and b['obsid'] == fx.C)\n"
+        "history.append({**twin, 'fitid': twin['fitid'] + 1, 'creator': 'calvin'})\n"
+        "data = timediff.compute(tile_rows(fx.A), solution_rows(fx.F_CALVIN, fx.A), history, fitid=fx.F_CALVIN,"
+        " obsid=fx.A, creator='calvin')\n"
+        "assert {c for t in data['tiles'] for c in t['history']['creator']} >= {'mwa', 'calvin'}\n"
+        "print(hashlib.sha256(timediff.render(data)).hexdigest())\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    digests = set()
+    for seed in ("1", "2", "3", "4", "5", "6"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1 and len(next(iter(digests))) == len(hashlib.sha256().hexdigest())
