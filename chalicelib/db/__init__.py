@@ -14,12 +14,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
 
 from chalicelib.config import Settings, settings
 from chalicelib.errors import DatabaseUnavailable
+from chalicelib.plain import plain  # numpy values -> plain Python, so pg8000 can bind them
 
 _lock = threading.RLock()
 _conn: pg8000.native.Connection | None = None
@@ -78,17 +78,6 @@ def close() -> None:
                 pass
         _conn = None
         _conn_key = None
-
-
-def plain(value: Any) -> Any:
-    """Convert numpy values (arrays, scalars) to plain Python so pg8000 can bind them."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)) and any(isinstance(v, (np.ndarray, np.generic)) for v in value):
-        return [plain(v) for v in value]
-    return value
 
 
 def _params(params: dict[str, Any] | None) -> dict[str, Any]:

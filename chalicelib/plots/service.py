@@ -31,13 +31,13 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 from chalice import Response
 
 from chalicelib import params, storage
 from chalicelib.config import settings
 from chalicelib.db import summary as sql
 from chalicelib.errors import BadRequest, NotFound
+from chalicelib.plain import plain
 from chalicelib.plots import KINDS
 from chalicelib.summary import timeconv
 from chalicelib.web import json_response, redirect
@@ -129,19 +129,6 @@ def forget_observation(obsid: int) -> int:
     return sum(storage.delete_prefix(bucket, f"plots/{CACHE_VERSION}/{kind}/{int(obsid)}/") for kind in KINDS)
 
 
-def jsonable(value: Any) -> Any:
-    """numpy arrays and scalars as plain lists and numbers (NaN stays NaN: json_response nulls it)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
-
-
 def plot_response(kind: str, query: Mapping[str, str] | None) -> Response:
     """GET /calib/plot/{kind}: 302 to the stored PNG (or the plot's data as JSON)."""
     plot_module(kind)
@@ -150,6 +137,6 @@ def plot_response(kind: str, query: Mapping[str, str] | None) -> Response:
     fmt = params.choice(query, "format", FORMATS, default="png")
     ctx = context(kind, fitid, obsid)
     if fmt == "json":
-        return json_response(jsonable(plot_data(kind, ctx)))
+        return json_response(plain(plot_data(kind, ctx)))  # NaN stays NaN: json_response nulls it
     key, _ = ensure_stored(kind, ctx)
     return redirect(storage.presigned_url(settings().products_bucket, key, content_type="image/png"))
