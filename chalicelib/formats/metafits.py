@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.formats.headers import header_text as _text
 from chalicelib.records import Fit, Observation, SolutionRow
 from chalicelib.solution import TileInfo
 
@@ -229,13 +230,6 @@ def _calibdata(hdu: Any) -> CalibData:
         pol=[str(p).strip() for p in data["Pol"]] if data is not None else [],
         columns=columns,
     )
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def _int(value: object) -> int | None:

@@ -40,6 +40,7 @@ from typing import Any
 from chalicelib import db
 from chalicelib.db import ingest as queries
 from chalicelib.db import writes
+from chalicelib.formats.headers import header_text as _text
 from chalicelib.records import Fit, Observation, SolutionRow
 
 DEFAULT_CREATOR = "mwa-calib-ingest"
@@ -61,13 +62,6 @@ class Stored:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def _number(value: Any, kind: type) -> Any:
