@@ -68,16 +68,16 @@ def openapi_document() -> Response:
 
 @app.route("/calib/get_cal_solution")
 def get_cal_solution() -> Response:
-    from chalicelib import calib_api
+    from chalicelib.api import cal_solution
 
-    return calib_api.get_cal_solution(_query())
+    return cal_solution.get_cal_solution(_query())
 
 
 @app.route("/calib/get_cal_fits")
 def get_cal_fits() -> Response:
-    from chalicelib import calib_api
+    from chalicelib.api import cal_solution
 
-    return calib_api.get_cal_fits(_query())
+    return cal_solution.get_cal_fits(_query())
 
 
 @app.route("/calib/add_cal_request", api_key_required=True)  # API Gateway enforces it (prod usage plan)

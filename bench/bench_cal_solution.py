@@ -56,7 +56,8 @@ def run(days: int, root: Path, n: int, calibrators_per_day: tuple[int, int] = (4
     from app import app
     from chalicelib import db, storage
     from chalicelib.db import selection as queries
-    from chalicelib import solution_zip
+    from chalicelib.api.cal_solution import zip_spec
+    from chalicelib.solutions import bundle
     from chalicelib.selection.rules import Criteria, window
     from chalicelib.selection.service import choose
 
@@ -92,7 +93,8 @@ def run(days: int, root: Path, n: int, calibrators_per_day: tuple[int, int] = (4
                 ms, _ = timed(lambda: queries.calibrators_near(obs, low, high))
                 out["selection query"].append(ms)
                 best = choose(obs, Criteria()).selection.best
-                ms, _ = timed(lambda: solution_zip.build(solution_zip.Request(obs_id=obs), best, t.channels))
+                spec = zip_spec(obs, best, t.channels, output_format="aocal", fine_chan_khz=40, nocache=True)
+                ms, _ = timed(lambda: bundle.build(spec))
                 out["build"].append(ms)
     db.close()
     srv.cleanup()

@@ -4,7 +4,7 @@ Usage: python bench/bench_ingest.py [--runs N] [--fixtures DIR] [--root DIR] [--
 Default fixture: ../shared/fixtures/mwa/1369821496 beside the project root (obs 1369821496,
 144 tiles x 768 chanblocks). Prints the median (and min/max) of N runs per stage:
 
-- load, fit, rows: the science (chalicelib.ingest.fit), from the files on disk;
+- load, fit, rows: the science (chalicelib.ingest.fit_inputs, .fitting), from the files on disk;
 - db write: chalicelib.ingest.store.store_fit -- the calibrator observation, calibration_fits,
   144 calibration_solutions rows and calibration_fit_file in one transaction -- into an embedded
   PostgreSQL (pgserver, data in --root; each run a new fit id, the observation new in every run);
@@ -25,7 +25,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import benchdb  # noqa: E402,F401 - sets the powertools environment first
-from chalicelib.ingest.fit import fit_result, load_fit_inputs  # noqa: E402
+from chalicelib.ingest.fit_inputs import load_fit_inputs  # noqa: E402
+from chalicelib.ingest.fitting import fit_result  # noqa: E402
 
 OBSID = "1369821496"
 CAL = int(OBSID)

@@ -33,15 +33,17 @@ from typing import Any
 from chalice import Response
 
 from chalicelib import params, storage
-from chalicelib.calib_api import criteria, obs_id
+from chalicelib.api.cal_solution import zip_spec
 from chalicelib.config import settings
 from chalicelib.db import selection as queries
 from chalicelib.errors import BadRequest, Conflict, NotFound, ServiceError
 from chalicelib.observability import logger, metrics
+from chalicelib.selection.criteria import criteria
 from chalicelib.selection.rules import Calibrator, Candidate, Criteria, Target, select
 from chalicelib.selection.service import choose
-from chalicelib.solution import TileInfo
-from chalicelib.solution_zip import Request, assemble, deliver
+from chalicelib.solutions import TileInfo
+from chalicelib.solutions.bundle import deliver
+from chalicelib.solutions.rebuild import assemble
 from chalicelib.web import error_response, redirect
 
 SUCCESSOR = "/calib/get_cal_solution"
@@ -106,7 +108,7 @@ def _deprecated(answer, successor: str) -> Response:
 
 
 def _for_obsid(query: Mapping[str, str] | None) -> Response:
-    obs = obs_id(query)
+    obs = params.observation_id(query)
     if not params.flag(query, "zipfile", default=True):
         raise BadRequest("only zip output is available: zipfile must be 1 (the default)", parameter="zipfile")
     add_request = params.flag(query, "add_request", default=False)
@@ -121,13 +123,14 @@ def _for_obsid(query: Mapping[str, str] | None) -> Response:
     cfg = settings()
     stored_key = metafits_key(obs)
     stored = storage.exists(cfg.products_bucket, stored_key)
-    req = Request(obs_id=obs, output_format="aocal", fine_chan_khz=FINE_CHAN_KHZ, nocache=nocache,
-                  with_metafits=True, cache_tag="" if stored else GENERATED_METAFITS_TAG)
+    variant = ("metafits",) if stored else ("metafits", GENERATED_METAFITS_TAG)  # the zip holds <obs>.metafits
+    spec = zip_spec(obs, best, outcome.target.channels, output_format="aocal", fine_chan_khz=FINE_CHAN_KHZ,
+                    nocache=nocache, variant=variant)
 
     def extra_files() -> dict[str, bytes]:
-        return {f"{obs}.metafits": target_metafits(obs, best, outcome.target.channels, req.fine_chan_khz)}
+        return {f"{obs}.metafits": target_metafits(obs, best, outcome.target.channels, spec.fine_chan_khz)}
 
-    url = deliver(req, best, outcome.target.channels, download_name=f"{obs}_calfile.zip", extra_files=extra_files)
+    url = deliver(spec, download_name=f"{obs}_calfile.zip", extra_files=extra_files)
     metrics.add_metric(name="SolutionsServed", unit="Count", value=1)
     return redirect(url)
 
@@ -229,8 +232,9 @@ def _for_calid(query: Mapping[str, str] | None) -> Response:
     cal_id = params.integer(query, "cal_id", required=True, minimum=0)
     nocache = params.flag(query, "nocache", default=False)
     best = calibrator_fit(cal_id)
-    req = Request(obs_id=cal_id, output_format="aocal", fine_chan_khz=FINE_CHAN_KHZ, nocache=nocache)
-    url = deliver(req, best, best.calibrator.channels, download_name=f"{cal_id}_calfile.zip")
+    spec = zip_spec(cal_id, best, best.calibrator.channels, output_format="aocal", fine_chan_khz=FINE_CHAN_KHZ,
+                    nocache=nocache)
+    url = deliver(spec, download_name=f"{cal_id}_calfile.zip")
     metrics.add_metric(name="SolutionsServed", unit="Count", value=1)
     return redirect(url)
 

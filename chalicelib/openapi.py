@@ -16,8 +16,8 @@ from typing import Any
 VERSION = "1.0.0"
 
 # Repeated from the code (checked by tests/test_openapi.py).
-OUTPUT_FORMATS = ("aocal", "hyperdrive", "auto")                 # solution_zip.FORMATS
-FINE_CHAN_KHZ = (10, 20, 40, 80, 160, 320, 640, 1280)           # solution_zip.FINE_CHAN_KHZ
+OUTPUT_FORMATS = ("aocal", "hyperdrive", "auto")                 # solutions.bundle.FORMATS
+FINE_CHAN_KHZ = (10, 20, 40, 80, 160, 320, 640, 1280)           # solutions.bundle.FINE_CHAN_KHZ
 DEFAULT_MAX_TIME_SEPARATION = 86400                             # params.DEFAULT_MAX_TIME_SEPARATION
 MAX_TIME_SEPARATION = 10 * 365 * 86400                           # params.MAX_TIME_SEPARATION
 PLOT_KINDS = ("tilediff", "timediff", "xydiff", "gains", "gaintimes")  # plots.KINDS

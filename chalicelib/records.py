@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
-from chalicelib.solution import TileInfo
+from chalicelib.solutions import TileInfo
 
 
 @dataclass

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from chalicelib.records import SOLUTION_COLUMNS, Fit, Observation, SolutionRow
-from chalicelib.solution import TileInfo
+from chalicelib.solutions import TileInfo
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from typing import Any
 from chalicelib import db
 from chalicelib.db import writes
 from chalicelib.records import Fit, Observation, SolutionRow
-from chalicelib.solution import TileInfo
+from chalicelib.solutions import TileInfo
 
 N_CHAN = 24  # coarse channels of an observation: the length of every per-channel gain list
 NAN = math.nan

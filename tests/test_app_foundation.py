@@ -46,12 +46,12 @@ def test_database_down_is_503_json_not_a_stack_trace(client, monkeypatch):
 
 
 def test_a_fault_of_ours_is_500_with_a_request_id_and_no_trace(client, monkeypatch):
-    from chalicelib import calib_api
+    from chalicelib.api import cal_solution
 
     def boom(query):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(calib_api, "get_cal_fits", boom)
+    monkeypatch.setattr(cal_solution, "get_cal_fits", boom)
     r = client.http.get("/calib/get_cal_fits?obs_id=1")
     assert r.status_code == 500
     body = json.loads(r.body)

@@ -210,6 +210,22 @@ def test_auto_format_follows_the_hyperdrive_file_in_the_bucket(client):
     assert f"{T0 - 10}_solutions.fits" in z.namelist()
 
 
+def test_auto_is_cached_under_the_format_it_wrote(client, aws):
+    """auto is resolved once: the zip is kept (and found again) under the format actually written."""
+    seed([observation(T0 - 10, calibration=True), observation(T0)],
+          [(fit(1_700_000_000_000_000, T0 - 10), solution_rows(range(11, 27)))])
+    fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&output_format=auto")
+    fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&output_format=aocal")
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="test-products")["Contents"]]
+    assert keys == [f"cal_solutions/{T0}/{T0}_cal{T0 - 10}_fit1700000000000000_aocal_40khz.zip"]
+    db.execute("INSERT INTO calibration_fit_file (fitid, obsid, bucket_key) VALUES (1700000000000000, :o, 'k')",
+               {"o": T0 - 10})
+    z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={T0}&output_format=auto")
+    assert f"{T0 - 10}_solutions.fits" in z.namelist()
+    keys = sorted(o["Key"] for o in aws["s3"].list_objects_v2(Bucket="test-products")["Contents"])
+    assert [k.rsplit("_", 2)[1] for k in keys] == ["aocal", "hyperdrive"]
+
+
 @pytest.mark.parametrize("query, parameter", [
     ("", "obs_id"),
     ("obs_id=abc", "obs_id"),

@@ -107,12 +107,12 @@ def test_http_request_logs_json_with_request_id_and_obs_id_and_flushes_metrics(c
 
 
 def test_fault_of_ours_logs_the_request_id_the_answer_quotes(client, capfd, monkeypatch):
-    from chalicelib import calib_api
+    from chalicelib.api import cal_solution
 
     def boom(query):
         raise RuntimeError("internals")
 
-    monkeypatch.setattr(calib_api, "get_cal_fits", boom)
+    monkeypatch.setattr(cal_solution, "get_cal_fits", boom)
     r = client.http.get("/calib/get_cal_fits?obs_id=5")
     assert r.status_code == 500
     request_id = json.loads(r.body)["request_id"]
@@ -125,20 +125,21 @@ def test_fault_of_ours_logs_the_request_id_the_answer_quotes(client, capfd, monk
 
 
 def test_selection_miss_is_counted(client, capfd, monkeypatch):
-    from chalicelib import calib_api
+    from chalicelib.api import cal_solution
     from chalicelib.errors import NotFound
 
     def miss(query):
         raise NotFound("no calibrator", searched={"window": [0, 1]}, nearest_rejected=None)
 
-    monkeypatch.setattr(calib_api, "get_cal_fits", miss)
+    monkeypatch.setattr(cal_solution, "get_cal_fits", miss)
     assert client.http.get("/calib/get_cal_fits?obs_id=5").status_code == 404
     (blob,) = _emf(_lines(capfd.readouterr().out))
     assert {"SelectionMiss", "ClientErrors", "Requests"} <= _metric_names(blob)
 
 
 def test_count_api_for_other_modules(client, capfd, monkeypatch):
-    from chalicelib import calib_api, observability
+    from chalicelib import observability
+    from chalicelib.api import cal_solution
     from chalicelib.web import json_response
 
     def served(query):
@@ -147,7 +148,7 @@ def test_count_api_for_other_modules(client, capfd, monkeypatch):
         observability.count("not a metric name!")  # refused quietly: a metric never fails a request
         return json_response({})
 
-    monkeypatch.setattr(calib_api, "get_cal_fits", served)
+    monkeypatch.setattr(cal_solution, "get_cal_fits", served)
     assert client.http.get("/calib/get_cal_fits?obs_id=5").status_code == 200
     (blob,) = _emf(_lines(capfd.readouterr().out))
     assert {"CacheHit", "CallbackSent"} <= _metric_names(blob)

@@ -104,7 +104,7 @@ def test_the_observation_must_be_the_fitted_one():
 
 
 def test_the_loader_keeps_the_lowest_channel_header_and_refuses_another_observation():
-    from chalicelib.ingest.fit import load_fit_inputs
+    from chalicelib.ingest.fit_inputs import load_fit_inputs
     from tests.mwa_files import mwa_file
     from tests.real_fit import fixture_files
 

@@ -15,7 +15,7 @@ from astropy.io import fits
 from chalicelib.formats import metafits_out as mo
 from chalicelib.formats.metafits import calibdata_rows, fit_from_metafits, read_metafits
 from chalicelib.records import Observation
-from chalicelib.solution import TileInfo
+from chalicelib.solutions import TileInfo
 from tests import factories
 from tests.mwa_files import mwa_file
 

@@ -70,14 +70,15 @@ def test_api_key_is_required_exactly_where_the_routes_say(doc):
 
 
 def test_enumerations_and_defaults_are_the_codes(doc):
-    from chalicelib import openapi, params, plots, solution_zip
+    from chalicelib import openapi, params, plots
     from chalicelib.grafana import api as grafana_api
     from chalicelib.plots import service as plot_service
     from chalicelib.requests import urls
+    from chalicelib.solutions import bundle
     from chalicelib.summary import fitpage, page
 
-    assert openapi.OUTPUT_FORMATS == solution_zip.FORMATS
-    assert openapi.FINE_CHAN_KHZ == solution_zip.FINE_CHAN_KHZ
+    assert openapi.OUTPUT_FORMATS == bundle.FORMATS
+    assert openapi.FINE_CHAN_KHZ == bundle.FINE_CHAN_KHZ
     assert openapi.MAX_TIME_SEPARATION == params.MAX_TIME_SEPARATION
     assert openapi.DEFAULT_MAX_TIME_SEPARATION == params.DEFAULT_MAX_TIME_SEPARATION
     assert openapi.PLOT_KINDS == plots.KINDS and openapi.PLOT_FORMATS == plot_service.FORMATS

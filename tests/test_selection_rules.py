@@ -117,3 +117,21 @@ def test_calibrators_without_fits_serve_add_cal_request_only():
     assert "no calibration fit" in select(T, cals, Criteria()).rejected[0].reason
     sel = select(T, cals, Criteria(need_fit=False))
     assert sel.best.calibrator.obsid == T.obsid - 10 and sel.best.fit is None
+
+
+def test_criteria_reads_the_selection_parameters_of_a_query():
+    import pytest
+
+    from chalicelib.errors import BadRequest
+    from chalicelib.selection.criteria import criteria
+
+    assert criteria(None) == criteria({}) == Criteria(max_time_separation=86400, allow_after=True, prefer_fitid=None)
+    got = criteria({"max_time_separation": "600", "allow_after": "0", "prefer_fitid": "17", "other": "x"},
+                   any_gain=True)
+    assert got == Criteria(max_time_separation=600, allow_after=False, any_gain=True, prefer_fitid=17)
+    assert got.need_fit  # a fit is what these endpoints serve
+    for query, parameter in (({"max_time_separation": "-5"}, "max_time_separation"),
+                             ({"allow_after": "yes"}, "allow_after"), ({"prefer_fitid": "-1"}, "prefer_fitid")):
+        with pytest.raises(BadRequest) as bad:
+            criteria(query)
+        assert bad.value.parameter == parameter

@@ -25,7 +25,7 @@ import math
 from datetime import datetime, timezone
 
 from chalicelib.records import Fit, Observation, SolutionRow
-from chalicelib.solution import TileInfo
+from chalicelib.solutions import TileInfo
 
 DAY = 86400
 A = 1457865688

@@ -7,7 +7,7 @@ import numpy as np
 from chalicelib import db
 from chalicelib.records import Observation
 from chalicelib.selection.rules import Calibrator, FitInfo, Target
-from chalicelib.solution import TileInfo
+from chalicelib.solutions import TileInfo
 
 # Calibrators are few (several a day): everything within the window is fetched, nearest first.
 MAX_CALIBRATORS = 5000

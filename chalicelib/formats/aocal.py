@@ -12,32 +12,16 @@ Both directions are whole-array numpy operations: no per-value Python loops.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 import numpy as np
 
-from chalicelib.solution import CalibrationSolution, canonical_nan
+from chalicelib.solutions.solution import CalibrationSolution, canonical_nan, unnamed_tiles
 
 MAGIC = b"MWAOCAL\0"
 HEADER = struct.Struct("<8s6I2d")  # magic, fileType, structureType, intervals, antennas, channels, pols, start, end
 HEADER_SIZE = HEADER.size  # 48
 N_POLS = 4
 _JONES_DTYPE = np.dtype("<c16")  # little-endian complex128 = (re, im) float64 pair
-
-
-@dataclass
-class AocalFile:
-    """The decoded contents of one AO-cal file: header fields and the Jones array."""
-
-    jones: np.ndarray  # (intervals, antennas, channels, 4) complex128, pols XX, XY, YX, YY
-    start_time: float  # GPS seconds (hyperdrive: centroid of the first timestep)
-    end_time: float  # GPS seconds (hyperdrive: centroid of the last timestep, inclusive)
-    file_type: int = 0
-    structure_type: int = 0
-    interval_count: int = 0
-    antenna_count: int = 0
-    channel_count: int = 0
-    polarization_count: int = N_POLS
 
 
 def write_aocal(sol: CalibrationSolution) -> bytes:
@@ -56,8 +40,15 @@ def write_aocal(sol: CalibrationSolution) -> bytes:
     return header + canonical_nan(floats).tobytes()
 
 
-def read_aocal(data: bytes) -> AocalFile:
-    """Decode AO-cal bytes into header fields and a Jones array, so existing .bin solutions can be read and checked."""
+def read_aocal(data: bytes) -> CalibrationSolution:
+    """Decode AO-cal bytes into a CalibrationSolution, so existing .bin solutions can be read, checked and rewritten.
+
+    An AO-cal file holds only the Jones and one time range, so the rest is left unknown: tiles
+    are Antenna 0..N-1 with no name, tile id, receiver or slot (:func:`unnamed_tiles`; none is
+    marked flagged: a flagged tile is the NaN one, see ``flagged_antennas``), every interval gets
+    the file's (startTime, endTime), frequencies are NaN and the observation id is None. Writing
+    the result back gives the same bytes.
+    """
     if len(data) < HEADER_SIZE:
         raise ValueError(f"AO-cal file too short: {len(data)} bytes, the header alone is {HEADER_SIZE}")
     magic, file_type, structure_type, n_int, n_ant, n_chan, n_pol, start, end = HEADER.unpack_from(data, 0)
@@ -75,14 +66,11 @@ def read_aocal(data: bytes) -> AocalFile:
         )
     jones = np.frombuffer(data, dtype=_JONES_DTYPE, offset=HEADER_SIZE)
     jones = jones.astype(np.complex128).reshape(n_int, n_ant, n_chan, n_pol)
-    return AocalFile(
+    return CalibrationSolution(
         jones=jones,
-        start_time=float(start),
-        end_time=float(end),
-        file_type=file_type,
-        structure_type=structure_type,
-        interval_count=n_int,
-        antenna_count=n_ant,
-        channel_count=n_chan,
-        polarization_count=n_pol,
+        tiles=unnamed_tiles(n_ant),
+        freqs_hz=np.full(n_chan, np.nan),
+        times_gps=[(float(start), float(end))] * n_int,
+        cal_obsid=None,
+        software=None,
     )

@@ -2,14 +2,15 @@
 
 Layout (https://mwatelescope.github.io/mwa_hyperdrive/defs/cal_sols_hyp.html), HDUs in order:
 
-- PRIMARY: keys OBSID (a string, as hyperdrive writes it), SOFTWARE, plus our extras.
+- PRIMARY: keys OBSID (a string, as hyperdrive writes it), SOFTWARE, plus the solution's other keys.
 - SOLUTIONS: float64 image, numpy shape (timeblock, tile, chanblock, 8) = re/im of XX, XY, YX, YY.
 - TIMEBLOCKS: table Start, End, Average (1D, GPS seconds).
 - TILES: table Antenna (1J), Flag (1I), TileName (8A). hyperdrive also writes DipoleGains and
   DipoleDelays; a CalibrationSolution has no dipole data, so we omit those two columns.
 - CHANBLOCKS: table Index (1J), Flag (1B), Freq (1D, Hz).
 - RESULTS: float64 image (timeblock, chanblock), the convergence precision per chanblock.
-- BASELINES (baseline weights): hyperdrive marks it optional; we have no weights and omit it.
+- BASELINES: float64 image, one weight per tile pair (i < j): we write 1, or 0 where a tile is
+  flagged (hyperdrive writes the weights it used; the reader does not keep them).
 
 astropy is imported inside the functions, never at module import: importing this module must
 stay cheap for Lambda cold starts that never write FITS.
@@ -18,15 +19,13 @@ stay cheap for Lambda cold starts that never write FITS.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
 
 import numpy as np
 
-from chalicelib.solution import CalibrationSolution, canonical_nan
+from chalicelib.solutions.solution import CalibrationSolution, TileInfo, canonical_nan, unnamed_tiles
 
-HDU_ORDER = ("PRIMARY", "SOLUTIONS", "TIMEBLOCKS", "TILES", "CHANBLOCKS", "RESULTS")
 FORMAT_DOC_URL = "https://mwatelescope.github.io/mwa_hyperdrive/defs/cal_sols_hyp.html"
 TILE_NAME_WIDTH = 8  # hyperdrive writes TileName as 8A
 
@@ -35,52 +34,29 @@ TILE_NAME_WIDTH = 8  # hyperdrive writes TileName as 8A
 # 0.0 ("solved") and NaN where every tile is NaN ("flagged / failed"), as hyperdrive does.
 RESULT_SOLVED = 0.0
 
-
-@dataclass
-class HyperdriveSolutions:
-    """The contents of one hyperdrive solutions file; HDUs that hyperdrive marks optional may be absent (None)."""
-
-    obsid: int | None
-    jones: np.ndarray  # (timeblock, tile, chanblock, 4) complex128, pols XX, XY, YX, YY
-    tile_antennas: np.ndarray  # (tile,) int, metafits Antenna index
-    tile_flags: np.ndarray  # (tile,) bool
-    tile_names: list[str] | None
-    chanblock_indices: np.ndarray  # (chanblock,) int
-    chanblock_flags: np.ndarray  # (chanblock,) bool
-    chanblock_freqs: np.ndarray | None  # (chanblock,) Hz
-    timeblocks: np.ndarray | None  # (timeblock, 3) float64: Start, End, Average GPS seconds
-    results: np.ndarray | None  # (timeblock, chanblock) float64, NaN = flagged/failed
-    software: str | None = None
-    header: dict[str, Any] = field(default_factory=dict)  # all PRIMARY keys (no COMMENT/HISTORY)
-
-    @property
-    def n_timeblocks(self) -> int:
-        return self.jones.shape[0]
-
-    @property
-    def n_tiles(self) -> int:
-        return self.jones.shape[1]
-
-    @property
-    def n_chanblocks(self) -> int:
-        return self.jones.shape[2]
+# PRIMARY keys the writer sets itself (FITS structure, or from the solution's fields)
+_OWN_KEYS = frozenset({"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "OBSID", "SOFTWARE", "FITID"})
 
 
 def _primary_header(sol: CalibrationSolution) -> Any:
-    """Build the PRIMARY header: OBSID as a string like hyperdrive, SOFTWARE, fit id and any extra keys."""
+    """Build the PRIMARY header: OBSID as a string like hyperdrive, SOFTWARE, fit id, then the solution's other keys."""
     from astropy.io import fits
 
     hdr = fits.Header()
     hdr["COMMENT"] = "The contents of this file are documented at:"
     hdr["COMMENT"] = FORMAT_DOC_URL
-    hdr["OBSID"] = (str(int(sol.cal_obsid)), "The MWA observation ID")
-    hdr["SOFTWARE"] = sol.software
+    if sol.cal_obsid is not None:
+        hdr["OBSID"] = (str(int(sol.cal_obsid)), "The MWA observation ID")
+    if sol.software:
+        hdr["SOFTWARE"] = sol.software
     if sol.fitid is not None:
         hdr["FITID"] = (int(sol.fitid), "calibration_fits.fitid of the solution")
-    for key, value in sol.extra_header.items():
+    for key, value in sol.header.items():
+        if key.upper() in _OWN_KEYS:
+            continue
         if isinstance(value, np.generic):
             value = value.item()
-        hdr[key] = value
+        hdr[key if len(key) <= 8 else f"HIERARCH {key}"] = value  # as hyperdrive writes its long key names
     return hdr
 
 
@@ -93,9 +69,12 @@ def _baseline_weights(tile_flag: np.ndarray) -> np.ndarray:
 def write_hyperdrive(sol: CalibrationSolution) -> bytes:
     """Encode a solution as a hyperdrive FITS file, so hyperdrive and hyperdrive-reading scripts can apply it.
 
-    TILES Flag is 1 for tiles flagged in the metafits or NaN everywhere; CHANBLOCKS Flag is 1 for
-    chanblocks NaN in every tile and time block; RESULTS is NaN where a chanblock is NaN in every
-    tile of that time block, else 0.0 (we hold no convergence precision).
+    A flag is 1 where the solution says so (a tile's ``flagged``, ``chanblock_flags``) and where
+    there is no solution: TILES Flag for tiles NaN everywhere, CHANBLOCKS Flag for chanblocks NaN in
+    every tile and time block. RESULTS and TIMEBLOCKS Average are the solution's when it carries
+    them (read from a file); otherwise RESULTS is NaN where a chanblock is NaN in every tile of
+    that time block, else 0.0 (no convergence precision is known), and Average is the middle of
+    Start and End.
     """
     from astropy.io import fits
 
@@ -105,14 +84,9 @@ def write_hyperdrive(sol: CalibrationSolution) -> bytes:
     floats = np.ascontiguousarray(sol.jones, dtype=np.complex128).view(np.float64)
     solutions = fits.ImageHDU(canonical_nan(floats).reshape(n_times, n_tiles, n_chans, 8), name="SOLUTIONS")
 
-    starts = np.array([t[0] for t in sol.times_gps], dtype=np.float64)
-    ends = np.array([t[1] for t in sol.times_gps], dtype=np.float64)
+    blocks = sol.timeblocks()
     timeblocks = fits.BinTableHDU.from_columns(
-        [
-            fits.Column(name="Start", format="1D", array=starts),
-            fits.Column(name="End", format="1D", array=ends),
-            fits.Column(name="Average", format="1D", array=(starts + ends) / 2.0),
-        ],
+        [fits.Column(name=name, format="1D", array=blocks[:, i]) for i, name in enumerate(("Start", "End", "Average"))],
         name="TIMEBLOCKS",
     )
 
@@ -131,6 +105,8 @@ def write_hyperdrive(sol: CalibrationSolution) -> bytes:
 
     chan_nan_per_time = nan.all(axis=1)  # (time, chan)
     chan_flag = chan_nan_per_time.all(axis=0) if n_times else np.zeros(n_chans, dtype=bool)
+    if sol.chanblock_flags is not None:
+        chan_flag = chan_flag | sol.chanblock_flags
     chanblocks = fits.BinTableHDU.from_columns(
         [
             fits.Column(name="Index", format="1J", array=np.arange(n_chans, dtype=np.int32)),
@@ -140,7 +116,10 @@ def write_hyperdrive(sol: CalibrationSolution) -> bytes:
         name="CHANBLOCKS",
     )
 
-    results = np.where(chan_nan_per_time, np.nan, RESULT_SOLVED).astype(np.float64)
+    if sol.results is not None:
+        results = sol.results
+    else:
+        results = np.where(chan_nan_per_time, np.nan, RESULT_SOLVED).astype(np.float64)
     hdus = fits.HDUList(
         [
             fits.PrimaryHDU(header=_primary_header(sol)),
@@ -164,10 +143,29 @@ def _column(table: Any, name: str) -> np.ndarray | None:
     return np.asarray(table.data[name]).astype(table.data[name].dtype.newbyteorder("="))
 
 
-def read_hyperdrive(source: str | PathLike[str] | bytes) -> HyperdriveSolutions:
+def _tiles(table: Any, n_tiles: int) -> list[TileInfo]:
+    """TILES as TileInfo: Antenna, TileName and Flag (0..N-1, unnamed, unflagged where a column is absent)."""
+    antennas = _column(table, "Antenna")
+    flags = _column(table, "Flag")
+    names = _column(table, "TileName")
+    if antennas is None and flags is None and names is None:
+        return unnamed_tiles(n_tiles)
+    antennas = antennas.astype(np.int64) if antennas is not None else np.arange(n_tiles)
+    flags = flags.astype(bool) if flags is not None else np.zeros(n_tiles, dtype=bool)
+    text = [n.decode("ascii").rstrip() if isinstance(n, bytes) else str(n).rstrip() for n in names] \
+        if names is not None else [""] * n_tiles
+    return [TileInfo(antenna=int(a), tile_id=None, name=n, rx=None, slot=None, flagged=bool(f))
+            for a, n, f in zip(antennas.tolist(), text, flags.tolist())]
+
+
+def read_hyperdrive(source: str | PathLike[str] | bytes) -> CalibrationSolution:
     """Read a hyperdrive solutions FITS file (path or bytes), so real hyperdrive fits can be ingested and compared.
 
-    Missing optional HDUs give defaults: antennas 0..N-1, flags False, names/freqs/timeblocks/results None.
+    The Jones are a view of the SOLUTIONS float64 pairs (bit-exact); TILES give each tile's
+    Antenna, TileName and Flag (no tile id, receiver or slot); CHANBLOCKS the frequencies and
+    flags; TIMEBLOCKS the times; RESULTS the convergence; every PRIMARY key goes to ``header``.
+    A missing optional HDU leaves its part unknown: unnamed tiles 0..N-1, NaN frequencies and
+    times, None flags/results/averages.
     """
     from astropy.io import fits
 
@@ -183,46 +181,41 @@ def read_hyperdrive(source: str | PathLike[str] | bytes) -> HyperdriveSolutions:
         def table(name: str) -> Any:
             return hdus[name] if name in hdus else None
 
-        tiles = table("TILES")
-        antennas = _column(tiles, "Antenna")
-        tile_flags = _column(tiles, "Flag")
-        names = _column(tiles, "TileName")
-
+        tiles = _tiles(table("TILES"), n_tiles)
         chans = table("CHANBLOCKS")
-        indices = _column(chans, "Index")
-        chan_flags = _column(chans, "Flag")
         freqs = _column(chans, "Freq")
+        chan_flags = _column(chans, "Flag")
 
+        blocks = np.full((n_times, 3), np.nan)
         times = table("TIMEBLOCKS")
-        timeblocks = None
-        if times is not None:
-            cols = [_column(times, c) for c in ("Start", "End", "Average")]
-            timeblocks = np.stack(
-                [c.astype(np.float64) if c is not None else np.zeros(n_times) for c in cols], axis=1
-            )
+        for i, name in enumerate(("Start", "End", "Average")):
+            col = _column(times, name)
+            if col is not None:
+                blocks[:, i] = col.astype(np.float64)
+        averages = blocks[:, 2] if _column(times, "Average") is not None else None
 
         results = None
         if "RESULTS" in hdus and hdus["RESULTS"].data is not None:
             results = np.asarray(hdus["RESULTS"].data, dtype=np.float64).reshape(n_times, n_chans)
 
-        try:
-            obsid = int(primary.get("OBSID"))
-        except (TypeError, ValueError):
-            obsid = None
-        header = {k: primary[k] for k in primary if k not in ("COMMENT", "HISTORY", "")}
-        return HyperdriveSolutions(
-            obsid=obsid,
+        return CalibrationSolution(
             jones=jones,
-            tile_antennas=antennas.astype(np.int64) if antennas is not None else np.arange(n_tiles),
-            tile_flags=tile_flags.astype(bool) if tile_flags is not None else np.zeros(n_tiles, dtype=bool),
-            tile_names=[n.decode("ascii").rstrip() if isinstance(n, bytes) else str(n).rstrip() for n in names]
-            if names is not None
-            else None,
-            chanblock_indices=indices.astype(np.int64) if indices is not None else np.arange(n_chans),
-            chanblock_flags=chan_flags.astype(bool) if chan_flags is not None else np.zeros(n_chans, dtype=bool),
-            chanblock_freqs=freqs.astype(np.float64) if freqs is not None else None,
-            timeblocks=timeblocks,
-            results=results,
+            tiles=tiles,
+            freqs_hz=freqs.astype(np.float64) if freqs is not None else np.full(n_chans, np.nan),
+            times_gps=[(float(s), float(e)) for s, e in blocks[:, :2]],
+            cal_obsid=_int_key(primary, "OBSID"),
+            fitid=_int_key(primary, "FITID"),  # a file this service wrote
             software=primary.get("SOFTWARE"),
-            header=header,
+            header={k: primary[k] for k in primary if k not in ("COMMENT", "HISTORY", "")},
+            chanblock_flags=chan_flags.astype(bool) if chan_flags is not None else None,
+            results=results,
+            time_averages_gps=averages,
         )
+
+
+def _int_key(header: Any, key: str) -> int | None:
+    """A header key read as an integer (OBSID is a string in hyperdrive files); None when absent or not one."""
+    try:
+        return int(header.get(key))
+    except (TypeError, ValueError):
+        return None

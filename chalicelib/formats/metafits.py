@@ -24,7 +24,7 @@ import numpy as np
 
 from chalicelib.formats.headers import header_text as _text
 from chalicelib.records import Fit, Observation, SolutionRow
-from chalicelib.solution import TileInfo
+from chalicelib.solutions import TileInfo
 
 # CALIBDATA column -> SolutionRow field stem (prefixed with "x_" / "y_" by the input's Pol).
 CALIBDATA_SCALARS = {

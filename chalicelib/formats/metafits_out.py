@@ -39,7 +39,7 @@ import numpy as np
 
 from chalicelib.formats.metafits import parse_channels
 from chalicelib.records import Observation
-from chalicelib.solution import TileInfo
+from chalicelib.solutions import TileInfo
 
 COARSE_CHAN_MHZ = 1.28
 GPS_UNIX_OFFSET = 315_964_800  # Unix seconds at the GPS epoch (1980-01-06), before leap seconds

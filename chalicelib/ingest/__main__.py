@@ -71,7 +71,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
 
     from chalicelib.errors import DatabaseUnavailable
     from chalicelib.formats.metafits import observation_from_metafits, read_metafits
-    from chalicelib.ingest.fit import fit_result, load_fit_inputs
+    from chalicelib.ingest.fit_inputs import load_fit_inputs
+    from chalicelib.ingest.fitting import fit_result
     from chalicelib.ingest.store import fit_record, store_fit
 
     missing = [str(p) for p in (args.metafits, *args.solutions) if not p.is_file()]

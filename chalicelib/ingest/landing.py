@@ -151,7 +151,8 @@ class _Fitted:
 def _read_and_fit(landed: fitfiles.LandedFit) -> _Fitted:
     """Steps 2-3: manifest, files, fit. LandingError / any parse or fit error = a bad fit; outages raise as they are."""
     from chalicelib.formats.metafits import read_metafits
-    from chalicelib.ingest.fit import fit_result, load_fit_inputs
+    from chalicelib.ingest.fit_inputs import load_fit_inputs
+    from chalicelib.ingest.fitting import fit_result
     from chalicelib.ingest.store import fit_record
 
     f = landed.file

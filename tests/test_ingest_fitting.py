@@ -1,9 +1,9 @@
-"""Phase/gain fits of hyperdrive solutions -> calibration_solutions rows (chalicelib.ingest.fit).
+"""Phase/gain fits of hyperdrive solutions -> calibration_solutions rows (chalicelib.ingest.fitting).
 
 The fixture tests check the acceptance criteria on the real fit of obs 1369821496 (24 hyperdrive
 files, one per coarse channel, 144 tiles). The originals they compare with are read here straight
 from the FITS files with astropy, independently of the code under test; the rows are turned back
-into Jones with chalicelib.jones.rebuild_jones (the domain.md formula).
+into Jones with chalicelib.solutions.rebuild.rebuild_jones (the domain.md formula).
 """
 
 from __future__ import annotations
@@ -15,19 +15,12 @@ import warnings
 import numpy as np
 import pytest
 
-from chalicelib.ingest.fit import (
-    SPEED_OF_LIGHT,
-    FitInputs,
-    FitOptions,
-    fit_result,
-    fit_solutions,
-    load_fit_inputs,
-    receiver_channel_of,
-    weights_from_results,
-)
-from chalicelib.jones import SolutionArrays, rebuild_jones
+from chalicelib.ingest.fit_inputs import load_fit_inputs, receiver_channel_of
+from chalicelib.ingest.fitting import FitInputs, FitOptions, fit_result, fit_solutions
+from chalicelib.instrument import SPEED_OF_LIGHT
 from chalicelib.records import SOLUTION_COLUMNS, SolutionRow
-from tests.real_fit import OBSID, fixture_files
+from chalicelib.solutions.rebuild import SolutionArrays, rebuild_jones
+from tests.real_fit import fixture_files
 
 N_COARSE = 24
 ARRAYS = ["x_gains", "y_gains", "x_gains_pol0", "x_gains_pol1", "y_gains_pol0", "y_gains_pol1",
@@ -58,7 +51,7 @@ def _is_all_nan(row: SolutionRow) -> bool:
 
 
 def _rebuilt(rows: list[SolutionRow], channels: list[int]) -> np.ndarray:
-    """Jones from the rows with the domain formula (chalicelib.jones), (tile in row order, chan, 4)."""
+    """Jones from the rows with the domain formula (chalicelib.solutions.rebuild), (tile in row order, chan, 4)."""
     arrays = SolutionArrays.from_rows([vars(r) for r in rows], N_COARSE)
     return rebuild_jones(arrays, channels, 40_000.0)
 
@@ -207,19 +200,6 @@ def test_fixture_gains_times_amplitude_is_one(fixture_fit: dict, originals: dict
         assert abs(float(np.median(np.concatenate(line_products))) - 1.0) < 0.01
 
 
-def test_load_any_file_order_and_bytes(fixture_fit: dict) -> None:
-    solutions, metafits = fixture_files()
-    shuffled = list(reversed(solutions))
-    inputs = load_fit_inputs([p.read_bytes() for p in shuffled], metafits.read_bytes())
-    ref = fixture_fit["inputs"]
-    assert inputs.coarse_channels == list(range(55, 171, 5))
-    assert inputs.n_coarse == 24 and inputs.obsid == int(OBSID)
-    np.testing.assert_array_equal(inputs.freqs_hz, ref.freqs_hz)
-    np.testing.assert_array_equal(inputs.coarse_index, np.repeat(np.arange(24), 32))
-    np.testing.assert_array_equal(inputs.jones, ref.jones)
-    assert inputs.weights[0].sum() == 24 * 28  # RESULTS NaN for the 2 edge chanblocks each side
-
-
 # ------------------------------------------------------------------------------------------------
 # synthetic solutions with known answers
 
@@ -340,20 +320,6 @@ def test_tile_without_usable_solutions_gets_nan_row_and_is_not_reference() -> No
     assert _is_all_nan(rows[12]) and _is_all_nan(rows[5])
     assert rows[37].x_delay_m == 0.0 and rows[37].y_intercept == 0.0
     assert sum(_is_all_nan(r) for r in rows.values()) == 2
-
-
-def test_weights_from_results() -> None:
-    res = np.array([[np.nan, 1e-9, 2e-6, np.nan]])
-    np.testing.assert_array_equal(weights_from_results(res), [0, 1, 1, 0])
-    np.testing.assert_array_equal(weights_from_results(res[0], np.array([0, 1, 0, 0])), [0, 0, 1, 0])
-    np.testing.assert_array_equal(weights_from_results(None, n_chanblocks=3), [1, 1, 1])
-    two_timeblocks = np.array([[np.nan, 1e-9], [np.nan, np.nan]])
-    np.testing.assert_array_equal(weights_from_results(two_timeblocks), [0, 1])
-
-
-def test_receiver_channel_of_fine_channels() -> None:
-    nu = np.array([69.76e6, 70.4e6, 71.0e6, 71.04e6, 217.6e6 + 600e3])
-    np.testing.assert_array_equal(receiver_channel_of(nu), [55, 55, 55, 56, 170])
 
 
 def test_options_no_gain_clipping_still_fits() -> None:

@@ -1,5 +1,8 @@
 """Rebuild per-fine-channel Jones matrices from ``calibration_solutions`` rows (phase and gain fits).
 
+``rebuild_jones`` is the formula on arrays; ``assemble`` lays a fit out for a target observation
+(its tiles in its Antenna order, its coarse channels) as a CalibrationSolution.
+
 For tile t, coarse channel k (receiver channels sorted ascending = the order of the gains
 columns) and fine-channel frequency nu (Hz) inside that coarse channel, c = 299792458 m/s:
 
@@ -22,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-SPEED_OF_LIGHT = 299_792_458.0  # m/s
-COARSE_CHAN_HZ = 1_280_000.0
+from chalicelib.instrument import COARSE_CHAN_HZ, SPEED_OF_LIGHT
+from chalicelib.solutions.solution import CalibrationSolution, TileInfo
 
 
 def fine_channels_per_coarse(fine_chan_hz: float) -> int:
@@ -218,3 +221,49 @@ def rebuild_jones(rows: SolutionArrays, coarse_channels: Sequence[int], fine_cha
     )
     out[bad_x | bad_y] = complex(np.nan, np.nan)
     return out.reshape(n_tiles, n_coarse * n_fine, 4)
+
+
+def assemble(rows: Sequence[Mapping], cal_channels: Sequence[int], tiles: Sequence[TileInfo],
+             target_channels: Sequence[int], fine_chan_hz: float, times_gps: tuple[float, float],
+             cal_obsid: int, fitid: int) -> CalibrationSolution:
+    """Jones for the target: its tiles in its Antenna order, its coarse channels, one interval.
+
+    ``rows`` are calibration_solutions rows of the calibrator (gains over ``cal_channels``
+    ascending). A target tile the fit lacks is NaN; gains columns are cut to the target's channels.
+    """
+    cal_sorted = sorted(cal_channels)
+    target_sorted = sorted(target_channels)
+    arrays = SolutionArrays.from_rows(rows, len(cal_sorted))
+    by_tile = {int(r["tileid"]): i for i, r in enumerate(rows)}
+    tile_idx = np.array([by_tile.get(t.tile_id, -1) for t in tiles], dtype=int)
+    col = {ch: k for k, ch in enumerate(cal_sorted)}
+    chan_idx = np.array([col[ch] for ch in target_sorted], dtype=int)
+    jones = rebuild_jones(_subset(arrays, tile_idx, chan_idx), target_sorted, fine_chan_hz)
+    return CalibrationSolution(jones=jones[np.newaxis], tiles=list(tiles),
+                               freqs_hz=fine_channel_freqs(target_sorted, fine_chan_hz),
+                               times_gps=[times_gps], cal_obsid=cal_obsid, fitid=fitid)
+
+
+def _subset(a: SolutionArrays, tile_idx: np.ndarray, chan_idx: np.ndarray) -> SolutionArrays:
+    """Rows picked by tile_idx (-1 = missing tile -> NaN) and gains columns by chan_idx."""
+    missing = tile_idx < 0
+    safe = np.where(missing, 0, tile_idx)
+
+    def one(v: np.ndarray) -> np.ndarray:
+        out = v[safe].astype(np.float64, copy=True)
+        out[missing] = np.nan
+        return out
+
+    def two(v: np.ndarray | None, fill: float) -> np.ndarray | None:
+        if v is None:
+            return None
+        out = v[np.ix_(safe, chan_idx)].astype(np.float64, copy=True)
+        out[missing] = fill
+        return out
+
+    return SolutionArrays(
+        x_delay_m=one(a.x_delay_m), x_intercept=one(a.x_intercept), x_gains=two(a.x_gains, np.nan),
+        x_gains_pol0=two(a.x_gains_pol0, 0.0), x_gains_pol1=two(a.x_gains_pol1, 0.0),
+        y_delay_m=one(a.y_delay_m), y_intercept=one(a.y_intercept), y_gains=two(a.y_gains, np.nan),
+        y_gains_pol0=two(a.y_gains_pol0, 0.0), y_gains_pol1=two(a.y_gains_pol1, 0.0),
+    )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from chalicelib.jones import SolutionArrays, fine_channel_freqs, rebuild_jones
+from chalicelib.solutions.rebuild import SolutionArrays, fine_channel_freqs, rebuild_jones
 from tests.mwa_files import mwa_file
 
 C = 299792458.0
