@@ -1,8 +1,8 @@
 """Read one calibrator's hyperdrive solution files and its metafits into :class:`~chalicelib.ingest.fitting.FitInputs`.
 
 The per-coarse-channel hyperdrive files are read with :func:`chalicelib.formats.hyperdrive.read_hyperdrive`
-(one CalibrationSolution each), checked against the metafits (same observation, channels among
-its CHANNELS), concatenated and sorted by frequency.
+(one CalibrationSolution each), checked against the metafits (same observation, same tile per
+Antenna, channels among its CHANNELS), concatenated and sorted by frequency.
 
 Weights
     One weight per chanblock (or per tile and chanblock), >= 0; 0 = unusable. From hyperdrive
@@ -27,6 +27,7 @@ import numpy as np
 
 from chalicelib.ingest.fitting import FitInputs
 from chalicelib.instrument import COARSE_CHAN_HZ
+from chalicelib.solutions import CalibrationSolution
 
 PathOrBytes = str | PathLike[str] | bytes
 
@@ -62,13 +63,14 @@ def receiver_channel_of(freqs_hz: np.ndarray) -> np.ndarray:
 @dataclass
 class _MetafitsTiles:
     tile_ids: np.ndarray  # per Antenna index 0..N-1
+    names: list[str]  # TileName per Antenna index
     flagged: np.ndarray
     channels: list[int] | None
     obsid: int | None
 
 
 def _metafits_tiles(metafits: PathOrBytes | Any) -> _MetafitsTiles:
-    """Tile id and flag per metafits Antenna, and the receiver channels, via chalicelib.formats.metafits.
+    """Tile id, name and flag per metafits Antenna, and the receiver channels, via chalicelib.formats.metafits.
 
     ``metafits`` is a path, the file's bytes, or an already read
     :class:`~chalicelib.formats.metafits.MetafitsInfo`.
@@ -79,15 +81,39 @@ def _metafits_tiles(metafits: PathOrBytes | Any) -> _MetafitsTiles:
     tiles = sorted(info.tiles, key=lambda t: t.antenna)
     n = (max(t.antenna for t in tiles) + 1) if tiles else 0
     tile_ids = np.full(n, -1, dtype=np.int64)
+    names = [""] * n
     flagged = np.ones(n, dtype=bool)
     for t in tiles:
         tile_ids[t.antenna] = t.tile_id
+        names[t.antenna] = t.name
         flagged[t.antenna] = bool(t.flagged)
     if (tile_ids < 0).any():
         raise ValueError("metafits Antenna indices are not 0..N-1")
     channels = getattr(info, "channels", None)
     obsid = getattr(info, "obsid", None)
-    return _MetafitsTiles(tile_ids, flagged, sorted(int(c) for c in channels) if channels else None, obsid)
+    return _MetafitsTiles(tile_ids, names, flagged, sorted(int(c) for c in channels) if channels else None, obsid)
+
+
+def check_same_tiles(sol: CalibrationSolution, metafits_names: Sequence[str], label: str = "a solution file") -> None:
+    """Refuse solutions of another array layout: each named tile must be the metafits TileName at its Antenna.
+
+    The first mismatching Antenna (lowest index) is named, with both names, in the ValueError.
+    Tiles the file does not name (no TileName column) cannot be checked and pass.
+    """
+    n_ant = len(metafits_names)
+    for t in sorted(sol.tiles, key=lambda t: t.antenna):
+        if not 0 <= t.antenna < n_ant:
+            raise ValueError(f"hyperdrive Antenna {t.antenna} of {label} is not in the metafits ({n_ant} tiles)")
+        if t.name and t.name != metafits_names[t.antenna]:
+            raise ValueError(
+                f"{label} and the metafits describe different arrays: Antenna {t.antenna} is "
+                f"{t.name!r} in the solutions but {metafits_names[t.antenna]!r} in the metafits"
+            )
+
+
+def _label(source: PathOrBytes, i: int) -> str:
+    """How an error names a solution file: its path, or its place in the list when it came as bytes."""
+    return f"solution file {i + 1}" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
 
 
 def load_fit_inputs(
@@ -105,8 +131,9 @@ def load_fit_inputs(
     position of its receiver channel in the metafits CHANNELS (ascending). ``timeblock`` picks
     one timeblock; None averages the Jones over timeblocks (NaN-aware; the fixture files have
     one). ``metafits`` may also be an already read ``MetafitsInfo``. ``progress(source)`` is called
-    after each solution file is read (command-line progress bars). A solution file whose OBSID
-    differs from the metafits GPSTIME (or from the other files) is refused with ValueError.
+    after each solution file is read (command-line progress bars). Refused with ValueError: a
+    solution file whose OBSID differs from the metafits GPSTIME (or from the other files), or
+    whose TileName at some Antenna is not the metafits one (another array layout).
     """
     from chalicelib.formats.hyperdrive import read_hyperdrive
 
@@ -120,7 +147,7 @@ def load_fit_inputs(
     headers: list[tuple[float, dict[str, Any]]] = []
     hyp_flag = np.zeros(n_ant, dtype=bool)
     obsid = meta.obsid
-    for source in solutions:
+    for i, source in enumerate(solutions):
         sol = read_hyperdrive(source)
         if np.isnan(sol.freqs_hz).any():
             raise ValueError("hyperdrive solutions without CHANBLOCKS frequencies cannot be fitted")
@@ -128,6 +155,7 @@ def load_fit_inputs(
             raise ValueError(f"a solution file is of observation {sol.cal_obsid}, not {obsid}")
         if obsid is None:
             obsid = sol.cal_obsid
+        check_same_tiles(sol, meta.names, _label(source, i))
         headers.append((float(sol.freqs_hz.min()) if sol.n_chans else math.inf, dict(sol.header)))
         if timeblock is not None:
             j = sol.jones[timeblock]
@@ -137,8 +165,6 @@ def load_fit_inputs(
             with np.errstate(invalid="ignore"), _quiet_mean_warnings():
                 j = np.nanmean(sol.jones, axis=0)
         ant = np.array([t.antenna for t in sol.tiles], dtype=np.int64)
-        if ant.size and (ant.min() < 0 or ant.max() >= n_ant):
-            raise ValueError(f"hyperdrive Antenna {int(ant.max())} is not in the metafits ({n_ant} tiles)")
         full = np.full((n_ant, sol.n_chans, 4), complex(np.nan, np.nan), dtype=np.complex128)
         full[ant] = j
         hyp_flag[ant[np.array([t.flagged for t in sol.tiles], dtype=bool)]] = True
