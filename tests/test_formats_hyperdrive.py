@@ -224,6 +224,18 @@ def test_real_file_round_trips_through_writer() -> None:
     assert _names(again) == _names(original)
 
 
+def test_an_ao_cal_file_goes_to_hyperdrive_and_back_unchanged() -> None:
+    """Readers and writers share one type: AO-cal -> hyperdrive FITS -> AO-cal gives the original bytes."""
+    from chalicelib.formats.aocal import read_aocal, write_aocal
+
+    raw = mwa_file("1454343616", "1454343616_256_0032_109_calfile.bin").read_bytes()
+    fits_bytes = write_hyperdrive(read_aocal(raw))
+    with fits.open(io.BytesIO(fits_bytes)) as f:
+        assert "OBSID" not in f[0].header  # AO-cal does not say which observation
+        assert f["SOLUTIONS"].data.shape == (1, 256, 32, 8)
+    assert write_aocal(read_hyperdrive(fits_bytes)) == raw
+
+
 def test_importing_the_module_does_not_import_astropy() -> None:
     code = "import sys, chalicelib.formats.hyperdrive; print('astropy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
