@@ -10,7 +10,7 @@ from __future__ import annotations
 from chalice import Chalice, Response
 
 from chalicelib import health, observability
-from chalicelib import requests as cal_requests
+from chalicelib import calrequests as cal_requests
 from chalicelib.errors import ServiceError
 from chalicelib.observability import logger
 from chalicelib.web import GRAFANA_CORS, error_response, internal_error, json_response

@@ -46,7 +46,7 @@ def _landing_run(solutions: list[Path], metafits: Path, fitid: int) -> float:
     import boto3
 
     from chalicelib.ingest import landing
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     s3 = boto3.client("s3", region_name="ap-southeast-2")
     prefix = fitfiles.fit_prefix(CAL, fitid)

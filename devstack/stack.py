@@ -217,7 +217,7 @@ def land_real_fit(env: dict[str, str]) -> None:
     import boto3
 
     from chalicelib.db import ingest as ingest_queries
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
     from devstack import demo
 
     folder = demo.fixtures_dir() / str(REAL_FIT_CAL)

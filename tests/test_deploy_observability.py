@@ -165,7 +165,7 @@ def _s3_event(key: str) -> dict:
 
 
 def test_s3_event_function_logs_fit_keys_and_counts_invocations(capfd, monkeypatch):
-    import chalicelib.requests as cal_requests
+    import chalicelib.calrequests as cal_requests
     from app import app
 
     seen = {}
@@ -191,7 +191,7 @@ def test_s3_event_function_logs_fit_keys_and_counts_invocations(capfd, monkeypat
 
 
 def test_failing_event_function_counts_an_error_and_still_raises(capfd, monkeypatch):
-    import chalicelib.requests as cal_requests
+    import chalicelib.calrequests as cal_requests
     from app import app
 
     def handle(event, context):
@@ -207,7 +207,7 @@ def test_failing_event_function_counts_an_error_and_still_raises(capfd, monkeypa
 
 
 def test_sqs_function_logs_the_requested_obs_id(capfd, monkeypatch):
-    import chalicelib.requests as cal_requests
+    import chalicelib.calrequests as cal_requests
     from app import app
 
     got = []

@@ -291,7 +291,7 @@ def test_other_fit_files_in_the_same_event_still_run_when_one_fails(clean_db, aw
     from app import app
     from chalicelib.ingest import landing
     from chalicelib.errors import DatabaseUnavailable
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     other_cal = 1369000000
     _request(receiver.url, key="req-other", cal=other_cal)
@@ -313,7 +313,7 @@ def test_other_fit_files_in_the_same_event_still_run_when_one_fails(clean_db, aw
 
 
 def test_the_manifest_key_is_part_of_the_layout():
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     f = fitfiles.parse_key(fitfiles.manifest_key(CAL, FITID))
     assert (f.cal_id, f.fitid, f.kind, f.finishes_fit, f.prefix) == (CAL, FITID, "manifest", True, PREFIX)

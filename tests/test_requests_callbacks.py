@@ -64,7 +64,7 @@ def _attempts(request_id):
 # --- the key layout -----------------------------------------------------------------------------
 
 def test_key_layout_round_trips_and_ignores_other_keys():
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     ok = fitfiles.parse_key(fitfiles.solutions_key(CAL, FITID))
     assert (ok.cal_id, ok.fitid, ok.kind, ok.finishes_fit) == (CAL, FITID, "solutions", True)
@@ -82,7 +82,7 @@ def test_key_layout_round_trips_and_ignores_other_keys():
 # --- success and failure files ------------------------------------------------------------------
 
 def test_success_file_completes_requests_and_posts_exactly_the_documented_body(client, aws, receiver, monkeypatch):
-    from chalicelib.requests import callbacks, fitfiles
+    from chalicelib.calrequests import callbacks, fitfiles
 
     monkeypatch.setenv("CALIB_CALLBACK_SIGNING_SECRET", "s3cret")
     _store(receiver.url)
@@ -113,7 +113,7 @@ def test_success_file_completes_requests_and_posts_exactly_the_documented_body(c
 
 
 def test_failure_file_tells_success_false_with_its_message(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     _store(receiver.url)
     error = {"message": "hyperdrive: 60% of chanblocks did not converge", "finished_datetime": "2025-06-02T01:02:03Z"}
@@ -130,7 +130,7 @@ def test_failure_file_tells_success_false_with_its_message(client, aws, receiver
 
 
 def test_a_plain_text_error_file_is_the_message(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     _store(receiver.url)
     _land(client, aws, fitfiles.error_key(CAL, FITID), b"birli crashed\n")
@@ -140,7 +140,7 @@ def test_a_plain_text_error_file_is_the_message(client, aws, receiver):
 
 
 def test_a_repeated_s3_event_sends_nothing_twice(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     _store(receiver.url)
     key = fitfiles.solutions_key(CAL, FITID)
@@ -152,7 +152,7 @@ def test_a_repeated_s3_event_sends_nothing_twice(client, aws, receiver):
 
 def test_events_of_other_buckets_and_test_events_are_ignored(client, aws, receiver):
     from app import app
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     _store(receiver.url)
     assert app.handler_map["on_cal_file"](s3_event(fitfiles.solutions_key(CAL, FITID), bucket="test-products"),
@@ -162,7 +162,7 @@ def test_events_of_other_buckets_and_test_events_are_ignored(client, aws, receiv
 
 
 def test_a_request_after_a_fit_completed_others_is_answered_at_once(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     _land(client, aws, fitfiles.solutions_key(CAL, FITID))  # nobody waiting: nothing records this fit
     # (until the ingest writes it to calibration_fits) so these two wait for the next fit
@@ -181,7 +181,7 @@ def test_a_request_after_a_fit_completed_others_is_answered_at_once(client, aws,
 # --- retries ------------------------------------------------------------------------------------
 
 def test_receiver_failing_twice_then_answering_gets_exactly_one_successful_delivery(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     receiver.script(500, 500, 200)
     _store(receiver.url)
@@ -205,7 +205,7 @@ def test_receiver_failing_twice_then_answering_gets_exactly_one_successful_deliv
 
 def test_retry_delays_grow_and_stop_at_the_window():
     from chalicelib.config import settings
-    from chalicelib.requests.callbacks import next_attempt_at
+    from chalicelib.calrequests.callbacks import next_attempt_at
 
     cfg = settings()
     first = datetime(2025, 1, 1, tzinfo=UTC)
@@ -224,7 +224,7 @@ def test_retry_delays_grow_and_stop_at_the_window():
 
 
 def test_the_retry_window_ends_in_failed_and_nothing_more_is_sent(client, aws, receiver, monkeypatch):
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     monkeypatch.setenv("CALIB_CALLBACK_RETRY_BASE_S", "0.05")
     monkeypatch.setenv("CALIB_CALLBACK_RETRY_MAX_S", "0.2")
@@ -251,7 +251,7 @@ def test_the_retry_window_ends_in_failed_and_nothing_more_is_sent(client, aws, r
 
 
 def test_a_redirect_is_not_followed(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     receiver.script(302, 200)
     receiver.extra_headers["Location"] = "http://169.254.169.254/latest/meta-data/"
@@ -264,7 +264,7 @@ def test_a_redirect_is_not_followed(client, aws, receiver):
 
 
 def test_a_slow_receiver_times_out_within_the_total_limit(client, aws, receiver, monkeypatch):
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     monkeypatch.setenv("CALIB_CALLBACK_TOTAL_TIMEOUT_S", "0.5")
     receiver.delay_s = 2.0
@@ -279,7 +279,7 @@ def test_a_slow_receiver_times_out_within_the_total_limit(client, aws, receiver,
 def test_an_unreachable_receiver_is_a_recorded_failure(client, aws, monkeypatch):
     import socket
 
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -292,7 +292,7 @@ def test_an_unreachable_receiver_is_a_recorded_failure(client, aws, monkeypatch)
 
 
 def test_the_url_is_checked_again_when_sending(client, aws, receiver, monkeypatch):
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     _store(receiver.url)
     monkeypatch.setenv("CALIB_CALLBACK_ALLOW_HOSTS", "")  # loopback no longer allowed
@@ -304,7 +304,7 @@ def test_the_url_is_checked_again_when_sending(client, aws, receiver, monkeypatc
 
 def test_a_claimed_callback_is_not_sent_by_a_second_worker(client, aws, receiver, monkeypatch):
     from chalicelib.db import requests as q
-    from chalicelib.requests import callbacks
+    from chalicelib.calrequests import callbacks
 
     _store(receiver.url)
     callbacks.fit_finished(CAL, FITID, True, "ok", send=False)  # the ingest's entry point, delivery left to later
@@ -319,7 +319,7 @@ def test_a_claimed_callback_is_not_sent_by_a_second_worker(client, aws, receiver
 
 
 def test_fit_finished_is_the_ingest_entry_point(client, receiver):
-    from chalicelib.requests import callbacks
+    from chalicelib.calrequests import callbacks
 
     _store(receiver.url)
     report = callbacks.fit_finished(CAL, FITID, False, "ingest failed: no tiles", datetime(2025, 1, 2, 3, 4, 5))
@@ -329,7 +329,7 @@ def test_fit_finished_is_the_ingest_entry_point(client, receiver):
 
 
 def test_a_handler_without_time_for_a_whole_attempt_leaves_callbacks_to_the_schedule(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     _store(receiver.url)
     aws["s3"].put_object(Bucket="test-cal", Key=fitfiles.solutions_key(CAL, FITID), Body=b"x")
@@ -344,7 +344,7 @@ def test_a_handler_without_time_for_a_whole_attempt_leaves_callbacks_to_the_sche
 def test_a_real_s3_notification_as_the_local_stack_delivers_it(client, aws, receiver):
     """moto's S3 -> SQS notification (URL-encoded key, s3:TestEvent first) through the pump's conversion."""
     from app import app
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
     from devstack.stack import EventPump
 
     sqs, s3 = aws["sqs"], aws["s3"]

@@ -1,7 +1,7 @@
 """The ingest of a fit landed in the calibration bucket: manifest -> files -> fit -> rows -> callbacks.
 
 When ``fits/<cal_id>/<fitid>/manifest.json`` lands (layout and manifest format:
-:mod:`chalicelib.requests.fitfiles`), :func:`ingest_manifest`:
+:mod:`chalicelib.calrequests.fitfiles`), :func:`ingest_manifest`:
 
 1. looks the fit up: when ``calibration_fits`` has (fitid, cal_id) already -- a repeated S3
    event, or a fit the site pipeline wrote -- nothing is fetched or written; ``fit_finished`` is
@@ -16,7 +16,7 @@ When ``fits/<cal_id>/<fitid>/manifest.json`` lands (layout and manifest format:
    ``calibration_solutions`` row per tile, and ``calibration_fit_file`` (kind ``hyperdrive``,
    ``bucket_key`` = the FIRST solution file the manifest lists: list a whole-band file first if
    there is one; the bucket holds no combined file, and this Lambda only reads it);
-5. calls :func:`chalicelib.requests.callbacks.fit_finished` (success, the message names the fit
+5. calls :func:`chalicelib.calrequests.callbacks.fit_finished` (success, the message names the fit
    and its tile counts, finished = the fit's ``fit_time``).
 
 Failures: a missing or malformed manifest, a missing file, a file that is not a hyperdrive
@@ -43,7 +43,7 @@ from pg8000.exceptions import InterfaceError
 from chalicelib import storage
 from chalicelib.errors import DatabaseUnavailable, StorageUnavailable
 from chalicelib.observability import logger
-from chalicelib.requests import fitfiles
+from chalicelib.calrequests import fitfiles
 
 MAX_MANIFEST_BYTES = 256 * 1024
 MAX_SOLUTION_FILES = 512
@@ -186,7 +186,7 @@ def ingest_manifest(landed: fitfiles.LandedFit, context: Any = None) -> dict[str
     from chalicelib.db import ingest as queries
     from chalicelib.formats.metafits import observation_from_metafits
     from chalicelib.ingest.store import now_utc, store_fit
-    from chalicelib.requests import callbacks
+    from chalicelib.calrequests import callbacks
 
     f = landed.file
     log = {"cal_id": f.cal_id, "fitid": f.fitid, "key": f.key}

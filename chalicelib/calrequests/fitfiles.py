@@ -41,7 +41,7 @@ is ignored here.
 :func:`handle_event` reads an S3 notification (the raw Lambda event dict, as the calibration
 bucket's notification delivers it): a manifest runs :func:`chalicelib.ingest.landing.ingest_manifest`
 (which ends in ``fit_finished``); a solutions or error file calls
-:func:`chalicelib.requests.callbacks.fit_finished` directly. S3 delivers notifications at least
+:func:`chalicelib.calrequests.callbacks.fit_finished` directly. S3 delivers notifications at least
 once: a repeated manifest finds its fit in the database and writes nothing; a repeat of any of
 them finds no open request and sends nothing.
 """
@@ -215,7 +215,7 @@ def handle_event(event: Mapping[str, Any], context: Any = None) -> list[dict]:
     so the event is delivered again; fits already handled then are found in the database or find
     no open request, so nothing is written or sent twice.
     """
-    from chalicelib.requests import callbacks
+    from chalicelib.calrequests import callbacks
 
     out = []
     errors: list[Exception] = []

@@ -45,7 +45,7 @@ from chalicelib.config import Settings, settings
 from chalicelib.db import requests as queries
 from chalicelib.errors import BadRequest
 from chalicelib.observability import logger
-from chalicelib.requests import transport, urls
+from chalicelib.calrequests import transport, urls
 
 SIGNATURE_HEADER = "X-MWA-Calib-Signature"
 DELIVERY_HEADER = "X-MWA-Calib-Delivery"

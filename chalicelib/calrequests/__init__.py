@@ -33,27 +33,27 @@ REQUEST_BATCH_SIZE = 1
 
 def add_cal_request(query: Mapping[str, str] | None) -> None:
     """The add_cal_request route: queue one request (raises a ServiceError for 400/404/409)."""
-    from chalicelib.requests import intake
+    from chalicelib.calrequests import intake
 
     intake.add(query)
 
 
 def store_sqs_records(records: Iterable[Mapping[str, Any]], context: Any = None) -> list:
     """The SQS handler: store each queued request; raises when any failed (the message stays queued)."""
-    from chalicelib.requests import store
+    from chalicelib.calrequests import store
 
     return store.handle_records(records, context=context)
 
 
 def on_cal_file_event(event: Mapping[str, Any], context: Any = None) -> list:
     """The S3-event handler of the calibration bucket: fire callbacks for landed fit files."""
-    from chalicelib.requests import fitfiles
+    from chalicelib.calrequests import fitfiles
 
     return fitfiles.handle_event(event, context=context)
 
 
 def retry_callbacks(context: Any = None) -> dict:
     """The schedule: send the callbacks that are due (failed earlier, or not sent yet)."""
-    from chalicelib.requests import callbacks
+    from chalicelib.calrequests import callbacks
 
     return callbacks.retry_due(context=context)
