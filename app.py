@@ -147,7 +147,9 @@ def store_request(event):
 @app.lambda_function(name="on_cal_file")
 def on_cal_file(event, context):
     """S3: a file landed in the calibration bucket; ingest fits and fire callbacks."""
-    return cal_requests.on_cal_file_event(event, context)
+    from chalicelib.ingest import events
+
+    return events.handle_event(event, context)
 
 
 @app.schedule("rate(5 minutes)", name="retry_callbacks")

@@ -289,9 +289,8 @@ def test_other_fit_files_in_the_same_event_still_run_when_one_fails(clean_db, aw
                                                                     monkeypatch):
     """Two records in one event: the first (an outage) does not stop the second; then the event is retried."""
     from app import app
-    from chalicelib.ingest import landing
     from chalicelib.errors import DatabaseUnavailable
-    from chalicelib.calrequests import fitfiles
+    from chalicelib.ingest import landing, layout
 
     other_cal = 1369000000
     _request(receiver.url, key="req-other", cal=other_cal)
@@ -300,8 +299,8 @@ def test_other_fit_files_in_the_same_event_still_run_when_one_fails(clean_db, aw
         raise DatabaseUnavailable("the database is down")
 
     monkeypatch.setattr(landing, "ingest_manifest", down)
-    manifest_key = fitfiles.manifest_key(CAL, FITID)
-    solutions_key = fitfiles.solutions_key(other_cal, FITID)
+    manifest_key = layout.manifest_key(CAL, FITID)
+    solutions_key = layout.solutions_key(other_cal, FITID)
     for key in (manifest_key, solutions_key):
         aws["s3"].put_object(Bucket="test-cal", Key=key, Body=b"{}")
     event = s3_event(manifest_key)
@@ -313,12 +312,12 @@ def test_other_fit_files_in_the_same_event_still_run_when_one_fails(clean_db, aw
 
 
 def test_the_manifest_key_is_part_of_the_layout():
-    from chalicelib.calrequests import fitfiles
+    from chalicelib.ingest import layout
 
-    f = fitfiles.parse_key(fitfiles.manifest_key(CAL, FITID))
+    f = layout.parse_key(layout.manifest_key(CAL, FITID))
     assert (f.cal_id, f.fitid, f.kind, f.finishes_fit, f.prefix) == (CAL, FITID, "manifest", True, PREFIX)
-    assert fitfiles.parse_key(f"{PREFIX}sub/manifest.json") is None
-    assert fitfiles.parse_key(f"{PREFIX}manifest.json.tmp").kind == "other"
+    assert layout.parse_key(f"{PREFIX}sub/manifest.json") is None
+    assert layout.parse_key(f"{PREFIX}manifest.json.tmp").kind == "other"
 
 
 @pytest.mark.parametrize("doc, reason", [
@@ -333,7 +332,7 @@ def test_the_manifest_key_is_part_of_the_layout():
     ([1, 2], "not a JSON object"),
 ])
 def test_manifest_parsing_refuses_what_it_cannot_use(doc, reason):
-    from chalicelib.ingest.landing import LandingError, Manifest
+    from chalicelib.ingest.layout import LandingError, Manifest
 
     with pytest.raises(LandingError, match=reason):
         Manifest.parse(json.dumps(doc).encode())
@@ -342,7 +341,7 @@ def test_manifest_parsing_refuses_what_it_cannot_use(doc, reason):
 def test_manifest_parsing_reads_the_optional_fields():
     from datetime import UTC, datetime
 
-    from chalicelib.ingest.landing import Manifest
+    from chalicelib.ingest.layout import Manifest
 
     m = Manifest.parse(json.dumps({"solutions": "band.fits", "metafits": "m.fits", "creator": " calvin ",
                                    "code_version": "1.2", "finished_datetime": "2025-06-01T20:34:56+08:00",
