@@ -2,8 +2,9 @@
 
 The 24 solution files and the metafits of obs 1369821496 are uploaded to the moto calibration
 bucket with a manifest, and the manifest's S3 event is handed to on_cal_file (as Lambda would).
-The originals the served .bin is compared with are read with astropy in tests.test_ingest_fit,
-independently of the code under test.
+The originals the served .bin is compared with are read with astropy in tests/real_fit.py (the
+``originals`` fixture), and the zip and .bin with tests/served_files.py, independently of the
+code under test.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import pytest
 from chalice.test import Client
 
 from tests.mwa_files import mwa_file
-from tests.test_cal_solution_api import fetch_zip, read_bin
 from tests.real_fit import fixture_files
 from tests.requests_support import s3_event, sqs_record
+from tests.served_files import fetch_zip, read_bin
 
 CAL = 1369821496
 FITID = 1685856000123456

@@ -90,11 +90,6 @@ def signature(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def verify_signature(body: bytes, header_value: str | None, secret: str) -> bool:
-    """What a receiver does: compare the header with the HMAC of the raw body (constant time)."""
-    return bool(header_value) and hmac.compare_digest(header_value, signature(body, secret))
-
-
 def next_attempt_at(first_attempt: datetime, attempts_made: int, now: datetime, cfg: Settings) -> datetime | None:
     """When to try again after ``attempts_made`` failed attempts; None when the retry window is over."""
     deadline = first_attempt + timedelta(hours=cfg.callback_retry_hours)
