@@ -10,7 +10,7 @@ from __future__ import annotations
 from chalice import Chalice, Response
 
 from chalicelib import health, observability
-from chalicelib import requests as cal_requests
+from chalicelib import calrequests as cal_requests
 from chalicelib.errors import ServiceError
 from chalicelib.observability import logger
 from chalicelib.web import GRAFANA_CORS, error_response, internal_error, json_response
@@ -147,7 +147,9 @@ def store_request(event):
 @app.lambda_function(name="on_cal_file")
 def on_cal_file(event, context):
     """S3: a file landed in the calibration bucket; ingest fits and fire callbacks."""
-    return cal_requests.on_cal_file_event(event, context)
+    from chalicelib.ingest import events
+
+    return events.handle_event(event, context)
 
 
 @app.schedule("rate(5 minutes)", name="retry_callbacks")

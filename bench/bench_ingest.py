@@ -46,17 +46,16 @@ def _landing_run(solutions: list[Path], metafits: Path, fitid: int) -> float:
     """One manifest landing through moto S3; returns its seconds (upload excluded)."""
     import boto3
 
-    from chalicelib.ingest import landing
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import landing, layout
 
     s3 = boto3.client("s3", region_name="ap-southeast-2")
-    prefix = fitfiles.fit_prefix(CAL, fitid)
+    prefix = layout.fit_prefix(CAL, fitid)
     for path in (metafits, *solutions):
         s3.put_object(Bucket="bench-cal", Key=prefix + path.name, Body=path.read_bytes())
-    key = fitfiles.manifest_key(CAL, fitid)
+    key = layout.manifest_key(CAL, fitid)
     s3.put_object(Bucket="bench-cal", Key=key, Body=json.dumps(
         {"solutions": [p.name for p in solutions], "metafits": metafits.name}).encode())
-    landed = fitfiles.LandedFit(file=fitfiles.parse_key(key), bucket="bench-cal", event_time=None, size=None)
+    landed = layout.LandedFit(file=layout.parse_key(key), bucket="bench-cal", event_time=None, size=None)
     t0 = time.perf_counter()
     report = landing.ingest_manifest(landed)
     elapsed = time.perf_counter() - t0

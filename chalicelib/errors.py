@@ -68,3 +68,10 @@ class StorageUnavailable(ServiceError):
 
     status = 503
     error = "storage_unavailable"
+
+
+class SecretUnavailable(ServiceError):
+    """A secret the service needs could not be read (503); the caller may retry."""
+
+    status = 503
+    error = "secret_unavailable"

@@ -154,7 +154,7 @@ def _queue_request(query: Mapping[str, str] | None, obs: int) -> dict[str, Any]:
 
     "No calibrator to fit" (404) and "could not be recorded" (409) are reported, not raised: the
     answer stays the spec's 400. Faults (no queue configured, 5xx) propagate."""
-    from chalicelib.requests import intake
+    from chalicelib.calrequests import intake
 
     forwarded = {k: v for k, v in (query or {}).items()
                  if k in ("max_time_separation", "asvo_job_id", "callback_url")}

@@ -18,9 +18,12 @@ such a reference in an environment variable: CloudFormation (``chalice package``
 it at deploy time, and where nothing did (``chalice deploy``, Terraform) the code that reads the
 setting calls ``resolve`` and gets the same value.
 
-Values are cached for ``MAX_AGE_S`` so a rotated password reaches new connections within minutes;
-``forget()`` drops the cache (tests, or after an authentication failure). A secret that cannot be
-read raises :class:`~chalicelib.errors.DatabaseUnavailable` (503): the caller may retry. The
+Values are cached for ``MAX_AGE_S`` by aws-lambda-powertools' parameter providers (one per store,
+on the clients of :mod:`chalicelib.aws`), so a rotated password reaches new connections within
+minutes; ``fresh=True`` asks AWS at once (e.g. after the database refused a cached password) and
+``forget()`` drops every cached value (tests, or after an authentication failure). A secret that
+cannot be read raises :class:`~chalicelib.errors.DatabaseUnavailable` (the database password) or
+:class:`~chalicelib.errors.SecretUnavailable` (any other), both 503: the caller may retry. The
 value itself is never logged or put in an exception message.
 """
 
@@ -29,99 +32,74 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from typing import Any
 
-from chalicelib.config import settings
-from chalicelib.errors import DatabaseUnavailable, ServiceError
+from chalicelib import aws
+from chalicelib.errors import DatabaseUnavailable, SecretUnavailable
 
-MAX_AGE_S = 900.0
+MAX_AGE_S = 900  # seconds a value is reused before AWS is asked again
 
+_SSM, _SECRETS_MANAGER = "ssm", "secretsmanager"
 _lock = threading.Lock()
-_cache: dict[tuple[str, str, str | None], tuple[float, str]] = {}
-_clients: dict[str, Any] = {}
+_providers: dict[str, Any] = {}
 
 _DYNAMIC = re.compile(r"^\{\{resolve:(?P<service>secretsmanager|ssm-secure|ssm):(?P<rest>[^}]+)\}\}$")
-
-
-class SecretUnavailable(ServiceError):
-    """A secret the service needs could not be read (503)."""
-
-    status = 503
-    error = "secret_unavailable"
+_SSM_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:")
 
 
 def forget() -> None:
-    """Drop every cached value and client (the next read asks AWS again)."""
+    """Drop every cached value and the secret stores' clients (the next read asks AWS again)."""
     with _lock:
-        _cache.clear()
-        _clients.clear()
+        for provider in _providers.values():
+            provider.clear_cache()
+        _providers.clear()
+    aws.reset(_SSM, _SECRETS_MANAGER)
 
 
-def _client(service: str) -> Any:
+def _provider(store: str) -> Any:
+    """The powertools provider of one store (SSM or Secrets Manager), on the factory's current client."""
     with _lock:
-        if service not in _clients:
-            import boto3
-            from botocore.config import Config
+        client = aws.client(store)
+        provider = _providers.get(store)
+        if provider is None or provider.client is not client:  # new, or the factory was reset
+            from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 
-            _clients[service] = boto3.client(
-                service, region_name=settings().aws_region,
-                config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=10))
-        return _clients[service]
-
-
-_SSM_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:")
+            kind = SSMProvider if store == _SSM else SecretsProvider
+            provider = _providers[store] = kind(boto3_client=client)
+        return provider
 
 
 def _is_ssm(secret_id: str) -> bool:
     return secret_id.startswith("/") or bool(_SSM_ARN.match(secret_id))
 
 
-def _fetch_ssm(name: str) -> str:
-    return _client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+def _fetch(secret_id: str, ssm: bool, fresh: bool) -> str:
+    """The secret's raw value (cached for MAX_AGE_S); an AWS failure is raised as botocore raised it."""
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-
-def _fetch_secretsmanager(secret_id: str) -> str:
-    answer = _client("secretsmanager").get_secret_value(SecretId=secret_id)
-    if answer.get("SecretString") is not None:
-        return answer["SecretString"]
-    return bytes(answer["SecretBinary"]).decode("utf-8")
+    try:
+        if ssm:
+            value = _provider(_SSM).get(secret_id, max_age=MAX_AGE_S, decrypt=True, force_fetch=fresh)
+        else:
+            value = _provider(_SECRETS_MANAGER).get(secret_id, max_age=MAX_AGE_S, force_fetch=fresh)
+    except GetParameterError as exc:  # powertools wraps every failure; the AWS error is its context
+        if isinstance(exc.__context__, aws.aws_errors()):
+            raise exc.__context__ from None
+        raise
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)  # SecretBinary: bytes
 
 
 def _json_key(raw: str, key: str | None) -> str:
     """The value under ``key`` when ``raw`` is a JSON object holding it; else ``raw`` (or KeyError)."""
+    if key is None:
+        return raw
     try:
         doc = json.loads(raw)
     except ValueError:
         doc = None
-    if isinstance(doc, dict):
-        if key is None:
-            return raw
-        if key in doc and doc[key] is not None:
-            return str(doc[key])
-        raise KeyError(key)
-    if key is None:
-        return raw
+    if isinstance(doc, dict) and doc.get(key) is not None:
+        return str(doc[key])
     raise KeyError(key)
-
-
-def _cached(kind: str, secret_id: str, key: str | None, fetch) -> str:
-    now = time.monotonic()
-    cache_key = (kind, secret_id, key)
-    with _lock:
-        hit = _cache.get(cache_key)
-        if hit is not None and now - hit[0] < MAX_AGE_S:
-            return hit[1]
-    value = fetch()
-    with _lock:
-        _cache[cache_key] = (now, value)
-    return value
-
-
-def _errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
 
 
 def _describe(exc: BaseException) -> str:
@@ -129,50 +107,42 @@ def _describe(exc: BaseException) -> str:
     return code or type(exc).__name__
 
 
-def secret_value(secret_id: str, json_key: str | None = None, *, ssm: bool | None = None) -> str:
+def secret_value(secret_id: str, json_key: str | None = None, *, ssm: bool | None = None,
+                 fresh: bool = False) -> str:
     """A secret's value from SSM (``/name`` or an SSM ARN) or Secrets Manager (anything else).
 
     ``ssm`` forces the store (None: decided from the id as above). With ``json_key`` the secret
-    must be a JSON object holding that key. Raises SecretUnavailable (503).
+    must be a JSON object holding that key. ``fresh`` skips the cache. Raises SecretUnavailable (503).
     """
     if not secret_id:
         raise SecretUnavailable("no secret id configured")
     if ssm is None:
         ssm = _is_ssm(secret_id)
-
-    def fetch() -> str:
-        raw = _fetch_ssm(secret_id) if ssm else _fetch_secretsmanager(secret_id)
-        return _json_key(raw, json_key)
-
     try:
-        return _cached("ssm" if ssm else "secretsmanager", secret_id, json_key, fetch)
+        return _json_key(_fetch(secret_id, ssm, fresh), json_key)
     except KeyError:
         raise SecretUnavailable(f"secret {secret_id} has no key {json_key!r}") from None
-    except _errors() as exc:
+    except aws.aws_errors() as exc:
         raise SecretUnavailable(f"cannot read secret {secret_id}: {_describe(exc)}") from exc
 
 
-def database_password(secret_id: str) -> str:
+def database_password(secret_id: str, *, fresh: bool = False) -> str:
     """The database password held by ``secret_id`` (see the module docstring); 503 when unreadable."""
     if not secret_id:
         raise DatabaseUnavailable("no database password secret configured")
     ssm = _is_ssm(secret_id)
-
-    def fetch() -> str:
-        if ssm:
-            return _fetch_ssm(secret_id)
-        raw = _fetch_secretsmanager(secret_id)
-        try:
-            return _json_key(raw, "password")
-        except KeyError:
-            return raw  # a JSON document without 'password': take it as the password itself
-
     try:
-        return _cached("db-password", secret_id, None, fetch)
-    except _errors() as exc:
+        raw = _fetch(secret_id, ssm, fresh)
+    except aws.aws_errors() as exc:
         raise DatabaseUnavailable(
             f"cannot read the database password from {'SSM' if ssm else 'Secrets Manager'} "
             f"({secret_id}): {_describe(exc)}") from exc
+    if ssm:
+        return raw
+    try:
+        return _json_key(raw, "password")
+    except KeyError:
+        return raw  # not a JSON object with a 'password': take it as the password itself
 
 
 def resolve(value: str | None) -> str | None:

@@ -1,54 +1,28 @@
-"""The one way to reach S3 and SQS: lazily made boto3 clients, SigV4 presigned URLs.
+"""The one way to reach S3 and SQS: objects, presigned SigV4 download URLs, queue messages.
 
-Clients are created on first use (a client made at import time would escape moto in tests and
-slow the cold start) and reused by the container. boto3 honours ``AWS_ENDPOINT_URL``, which the
-local stack points at its moto server.
+Clients come from :mod:`chalicelib.aws` (made on first use, reused by the container; their
+timeouts, retries and signing are set there). Every AWS failure is raised as
+:class:`~chalicelib.errors.StorageUnavailable` (503); a missing key is an answer (None / False).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import aws
 from chalicelib.config import settings
 from chalicelib.errors import StorageUnavailable
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
-_lock = threading.Lock()
-_clients: dict[str, Any] = {}
-
 
 def reset_clients() -> None:
-    """Forget the cached clients (tests switch between moto mocks)."""
-    with _lock:
-        _clients.clear()
-
-
-def _client(service: str) -> Any:
-    with _lock:
-        if service not in _clients:
-            import boto3
-            from botocore.config import Config
-
-            cfg = settings()
-            _clients[service] = boto3.client(
-                service,
-                region_name=cfg.aws_region,
-                config=Config(signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"},
-                              connect_timeout=5, read_timeout=30),
-            )
-        return _clients[service]
-
-
-def _errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
+    """Forget the cached clients (tests switch between moto mocks); the same as :func:`chalicelib.aws.reset`."""
+    aws.reset()
 
 
 def _missing(exc: ClientError) -> bool:
@@ -61,12 +35,12 @@ def get_object(bucket: str, key: str) -> bytes | None:
     from botocore.exceptions import ClientError
 
     try:
-        return _client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
         if _missing(exc):
             return None
         raise StorageUnavailable(f"cannot read s3://{bucket}/{key}") from exc
-    except _errors() as exc:
+    except aws.aws_errors() as exc:
         raise StorageUnavailable(f"cannot read s3://{bucket}/{key}") from exc
 
 
@@ -75,13 +49,13 @@ def exists(bucket: str, key: str) -> bool:
     from botocore.exceptions import ClientError
 
     try:
-        _client("s3").head_object(Bucket=bucket, Key=key)
+        aws.client("s3").head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as exc:
         if _missing(exc):
             return False
         raise StorageUnavailable(f"cannot check s3://{bucket}/{key}") from exc
-    except _errors() as exc:
+    except aws.aws_errors() as exc:
         raise StorageUnavailable(f"cannot check s3://{bucket}/{key}") from exc
 
 
@@ -97,15 +71,15 @@ def put_object(bucket: str, key: str, body: bytes, content_type: str = "applicat
     the body as it is instead of re-encoding it with a checksum trailer (aws-chunked).
     """
     try:
-        _client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
+        aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
                                  ChecksumCRC32=crc32_checksum(body))
-    except _errors() as exc:
+    except aws.aws_errors() as exc:
         raise StorageUnavailable(f"cannot write s3://{bucket}/{key}") from exc
 
 
 def delete_prefix(bucket: str, prefix: str) -> int:
     """Delete every object under the prefix; returns how many."""
-    s3 = _client("s3")
+    s3 = aws.client("s3")
     n = 0
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -113,7 +87,7 @@ def delete_prefix(bucket: str, prefix: str) -> int:
             if keys:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
                 n += len(keys)
-    except _errors() as exc:
+    except aws.aws_errors() as exc:
         raise StorageUnavailable(f"cannot delete s3://{bucket}/{prefix}*") from exc
     return n
 
@@ -127,17 +101,17 @@ def presigned_url(bucket: str, key: str, download_name: str | None = None,
     if content_type:
         params["ResponseContentType"] = content_type
     try:
-        return _client("s3").generate_presigned_url(
+        return aws.client("s3").generate_presigned_url(
             "get_object", Params=params, ExpiresIn=settings().presign_expiry_s)
-    except _errors() as exc:
+    except aws.aws_errors() as exc:
         raise StorageUnavailable("cannot sign a download URL") from exc
 
 
 def head_bucket(bucket: str) -> None:
     """Raise StorageUnavailable unless the bucket is reachable."""
     try:
-        _client("s3").head_bucket(Bucket=bucket)
-    except _errors() as exc:
+        aws.client("s3").head_bucket(Bucket=bucket)
+    except aws.aws_errors() as exc:
         raise StorageUnavailable(f"bucket {bucket} is not reachable") from exc
 
 
@@ -147,14 +121,14 @@ def send_message(queue_url: str, body: dict[str, Any], dedup_id: str | None = No
     if dedup_id and queue_url.endswith(".fifo"):
         kwargs.update(MessageDeduplicationId=dedup_id, MessageGroupId="requests")
     try:
-        return _client("sqs").send_message(**kwargs)["MessageId"]
-    except _errors() as exc:
+        return aws.client("sqs").send_message(**kwargs)["MessageId"]
+    except aws.aws_errors() as exc:
         raise StorageUnavailable("the request queue refused the message") from exc
 
 
 def queue_reachable(queue_url: str) -> None:
     """Raise StorageUnavailable unless the queue answers."""
     try:
-        _client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    except _errors() as exc:
+        aws.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    except aws.aws_errors() as exc:
         raise StorageUnavailable("the request queue is not reachable") from exc

@@ -217,20 +217,20 @@ def land_real_fit(env: dict[str, str]) -> None:
     import boto3
 
     from chalicelib.db import ingest as ingest_queries
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
     from devstack import demo
 
     folder = demo.fixtures_dir() / str(REAL_FIT_CAL)
     solutions = sorted(p.name for p in folder.glob("hyp_soln_*_solutions.fits"))
     metafits = f"{REAL_FIT_CAL}_metafits.fits"
     s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"])
-    prefix = fitfiles.fit_prefix(REAL_FIT_CAL, REAL_FIT_ID)
+    prefix = layout.fit_prefix(REAL_FIT_CAL, REAL_FIT_ID)
     for name in [*solutions, metafits]:
         s3.put_object(Bucket=env["CALIB_CAL_BUCKET"], Key=prefix + name, Body=(folder / name).read_bytes())
     if ingest_queries.recorded_fit(REAL_FIT_ID, REAL_FIT_CAL) is None:
         manifest = {"solutions": solutions, "metafits": metafits, "creator": "calvin",
                     "finished_datetime": "2023-06-03T10:00:00Z"}
-        s3.put_object(Bucket=env["CALIB_CAL_BUCKET"], Key=fitfiles.manifest_key(REAL_FIT_CAL, REAL_FIT_ID),
+        s3.put_object(Bucket=env["CALIB_CAL_BUCKET"], Key=layout.manifest_key(REAL_FIT_CAL, REAL_FIT_ID),
                       Body=json.dumps(manifest).encode())
         print(f"[stack] the real fit of {REAL_FIT_CAL} landed in the calibration bucket; the pump ingests it")
 

@@ -53,7 +53,7 @@ def test_importing_the_app_loads_no_plotting_fits_or_tracing_code():
 
 
 @pytest.mark.parametrize("module", [
-    "chalicelib.api.cal_solution", "chalicelib.grafana.api", "chalicelib.requests.intake", "chalicelib.legacy",
+    "chalicelib.api.cal_solution", "chalicelib.grafana.api", "chalicelib.calrequests.intake", "chalicelib.legacy",
     "chalicelib.openapi", "chalicelib.formats.hyperdrive", "chalicelib.plots.service",
 ])
 def test_route_modules_keep_heavy_imports_lazy(module):

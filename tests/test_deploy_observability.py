@@ -166,8 +166,8 @@ def _s3_event(key: str) -> dict:
 
 
 def test_s3_event_function_logs_fit_keys_and_counts_invocations(capfd, monkeypatch):
-    import chalicelib.requests as cal_requests
     from app import app
+    from chalicelib.ingest import events
 
     seen = {}
 
@@ -178,7 +178,7 @@ def test_s3_event_function_logs_fit_keys_and_counts_invocations(capfd, monkeypat
         logger.info("inside")
         return []
 
-    monkeypatch.setattr(cal_requests, "on_cal_file_event", handle)
+    monkeypatch.setattr(events, "handle_event", handle)
     event = _s3_event("fits/1120493424/1717000000/1120493424_solutions.fits")
     app.handler_map["on_cal_file"](event, Ctx("mwa-calib-prod-on_cal_file"))
     assert seen["event"] == event  # the handler still gets the raw event dict
@@ -192,13 +192,13 @@ def test_s3_event_function_logs_fit_keys_and_counts_invocations(capfd, monkeypat
 
 
 def test_failing_event_function_counts_an_error_and_still_raises(capfd, monkeypatch):
-    import chalicelib.requests as cal_requests
     from app import app
+    from chalicelib.ingest import events
 
     def handle(event, context):
         raise RuntimeError("ingest failed")
 
-    monkeypatch.setattr(cal_requests, "on_cal_file_event", handle)
+    monkeypatch.setattr(events, "handle_event", handle)
     with pytest.raises(RuntimeError):
         app.handler_map["on_cal_file"](_s3_event("fits/1/2/x"), Ctx("mwa-calib-prod-on_cal_file"))
     records = _lines(capfd.readouterr().out)
@@ -208,7 +208,7 @@ def test_failing_event_function_counts_an_error_and_still_raises(capfd, monkeypa
 
 
 def test_sqs_function_logs_the_requested_obs_id(capfd, monkeypatch):
-    import chalicelib.requests as cal_requests
+    import chalicelib.calrequests as cal_requests
     from app import app
 
     got = []

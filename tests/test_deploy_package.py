@@ -185,7 +185,7 @@ def test_sam_declares_both_buckets_named_as_the_config_says(sam):
 
 
 def test_sam_request_queue_has_a_dead_letter_queue_and_feeds_store_request(sam):
-    from chalicelib.requests import REQUEST_QUEUE
+    from chalicelib.calrequests import REQUEST_QUEUE
 
     queues = _resources(sam, "AWS::SQS::Queue")
     by_name = {q["Properties"]["QueueName"]: (lid, q) for lid, q in queues.items()}
@@ -264,7 +264,7 @@ def _allowed(sam: dict, function: str, action: str) -> list[str]:
 
 
 def test_sam_policies_name_the_resources_each_function_uses(sam):
-    from chalicelib.requests import REQUEST_QUEUE
+    from chalicelib.calrequests import REQUEST_QUEUE
 
     env = _prod_env("api_handler")
     cal, products = env["CALIB_CAL_BUCKET"], env["CALIB_PRODUCTS_BUCKET"]
@@ -437,7 +437,7 @@ def test_terraform_overlay_adds_resources_and_every_reference_resolves(terraform
 
 
 def test_terraform_declares_queues_notification_permission_and_api_key(terraform):
-    from chalicelib.requests import REQUEST_QUEUE
+    from chalicelib.calrequests import REQUEST_QUEUE
 
     merged: dict[str, dict] = {}
     for doc in terraform.values():

@@ -84,6 +84,7 @@ def test_db_connection_settings_use_the_secret(sm, monkeypatch):
 
 def test_resolve_reads_unresolved_cloudformation_dynamic_references(sm):
     from chalicelib import secrets
+    from chalicelib.errors import SecretUnavailable
 
     sm["secretsmanager"].create_secret(Name="mwa-calib/callback-signing-secret", SecretString="k3y")
     sm["secretsmanager"].create_secret(Name="json-one", SecretString='{"key": "inner"}')
@@ -93,5 +94,35 @@ def test_resolve_reads_unresolved_cloudformation_dynamic_references(sm):
     assert secrets.resolve("{{resolve:ssm-secure:/mwa-calib/other}}") == "ssm-value"
     assert secrets.resolve("a-literal-secret") == "a-literal-secret"
     assert secrets.resolve(None) is None and secrets.resolve("") == ""
-    with pytest.raises(secrets.SecretUnavailable):
+    with pytest.raises(SecretUnavailable) as err:
         secrets.resolve("{{resolve:secretsmanager:json-one:SecretString:missing}}")
+    assert err.value.status == 503 and "inner" not in err.value.message  # the value is never shown
+
+
+def test_a_rotated_secret_is_read_after_max_age_or_at_once_when_fresh(sm, monkeypatch):
+    import time
+
+    from chalicelib import secrets
+
+    sm["secretsmanager"].create_secret(Name="rotating", SecretString='{"password": "old"}')
+    assert secrets.database_password("rotating") == "old"
+    sm["secretsmanager"].put_secret_value(SecretId="rotating", SecretString='{"password": "new"}')
+    assert secrets.database_password("rotating") == "old"  # cached
+    assert secrets.database_password("rotating", fresh=True) == "new"
+    sm["secretsmanager"].put_secret_value(SecretId="rotating", SecretString='{"password": "newer"}')
+    assert secrets.database_password("rotating") == "new"  # the fresh read was cached in turn
+
+    monkeypatch.setattr(secrets, "MAX_AGE_S", 1)
+    sm["ssm"].put_parameter(Name="/mwa-calib/rotating", Value="v1", Type="SecureString")
+    assert secrets.secret_value("/mwa-calib/rotating") == "v1"
+    sm["ssm"].put_parameter(Name="/mwa-calib/rotating", Value="v2", Type="SecureString", Overwrite=True)
+    assert secrets.secret_value("/mwa-calib/rotating") == "v1"
+    time.sleep(1.2)
+    assert secrets.secret_value("/mwa-calib/rotating") == "v2"  # older than MAX_AGE_S: asked again
+
+
+def test_a_binary_secret_is_read_as_utf8_text(sm):
+    from chalicelib import secrets
+
+    sm["secretsmanager"].create_secret(Name="binary", SecretBinary="bin-pässword".encode())
+    assert secrets.database_password("binary") == "bin-pässword"

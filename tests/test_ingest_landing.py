@@ -2,8 +2,9 @@
 
 The 24 solution files and the metafits of obs 1369821496 are uploaded to the moto calibration
 bucket with a manifest, and the manifest's S3 event is handed to on_cal_file (as Lambda would).
-The originals the served .bin is compared with are read with astropy in tests.test_ingest_fit,
-independently of the code under test.
+The originals the served .bin is compared with are read with astropy in tests/real_fit.py (the
+``originals`` fixture), and the zip and .bin with tests/served_files.py, independently of the
+code under test.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import pytest
 from chalice.test import Client
 
 from tests.mwa_files import mwa_file
-from tests.test_cal_solution_api import fetch_zip, read_bin
 from tests.real_fit import fixture_files
 from tests.requests_support import s3_event, sqs_record
+from tests.served_files import fetch_zip, read_bin
 
 CAL = 1369821496
 FITID = 1685856000123456
@@ -289,9 +290,8 @@ def test_other_fit_files_in_the_same_event_still_run_when_one_fails(clean_db, aw
                                                                     monkeypatch):
     """Two records in one event: the first (an outage) does not stop the second; then the event is retried."""
     from app import app
-    from chalicelib.ingest import landing
     from chalicelib.errors import DatabaseUnavailable
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import landing, layout
 
     other_cal = 1369000000
     _request(receiver.url, key="req-other", cal=other_cal)
@@ -300,8 +300,8 @@ def test_other_fit_files_in_the_same_event_still_run_when_one_fails(clean_db, aw
         raise DatabaseUnavailable("the database is down")
 
     monkeypatch.setattr(landing, "ingest_manifest", down)
-    manifest_key = fitfiles.manifest_key(CAL, FITID)
-    solutions_key = fitfiles.solutions_key(other_cal, FITID)
+    manifest_key = layout.manifest_key(CAL, FITID)
+    solutions_key = layout.solutions_key(other_cal, FITID)
     for key in (manifest_key, solutions_key):
         aws["s3"].put_object(Bucket="test-cal", Key=key, Body=b"{}")
     event = s3_event(manifest_key)
@@ -313,12 +313,12 @@ def test_other_fit_files_in_the_same_event_still_run_when_one_fails(clean_db, aw
 
 
 def test_the_manifest_key_is_part_of_the_layout():
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
-    f = fitfiles.parse_key(fitfiles.manifest_key(CAL, FITID))
+    f = layout.parse_key(layout.manifest_key(CAL, FITID))
     assert (f.cal_id, f.fitid, f.kind, f.finishes_fit, f.prefix) == (CAL, FITID, "manifest", True, PREFIX)
-    assert fitfiles.parse_key(f"{PREFIX}sub/manifest.json") is None
-    assert fitfiles.parse_key(f"{PREFIX}manifest.json.tmp").kind == "other"
+    assert layout.parse_key(f"{PREFIX}sub/manifest.json") is None
+    assert layout.parse_key(f"{PREFIX}manifest.json.tmp").kind == "other"
 
 
 @pytest.mark.parametrize("doc, reason", [
@@ -333,7 +333,7 @@ def test_the_manifest_key_is_part_of_the_layout():
     ([1, 2], "not a JSON object"),
 ])
 def test_manifest_parsing_refuses_what_it_cannot_use(doc, reason):
-    from chalicelib.ingest.landing import LandingError, Manifest
+    from chalicelib.ingest.layout import LandingError, Manifest
 
     with pytest.raises(LandingError, match=reason):
         Manifest.parse(json.dumps(doc).encode())
@@ -342,7 +342,7 @@ def test_manifest_parsing_refuses_what_it_cannot_use(doc, reason):
 def test_manifest_parsing_reads_the_optional_fields():
     from datetime import UTC, datetime
 
-    from chalicelib.ingest.landing import Manifest
+    from chalicelib.ingest.layout import Manifest
 
     m = Manifest.parse(json.dumps({"solutions": "band.fits", "metafits": "m.fits", "creator": " calvin ",
                                    "code_version": "1.2", "finished_datetime": "2025-06-01T20:34:56+08:00",

@@ -73,7 +73,7 @@ def test_enumerations_and_defaults_are_the_codes(doc):
     from chalicelib import openapi, params, plots
     from chalicelib.grafana import api as grafana_api
     from chalicelib.plots import service as plot_service
-    from chalicelib.requests import urls
+    from chalicelib.calrequests import urls
     from chalicelib.solutions import bundle
     from chalicelib.summary import fitpage, page
 

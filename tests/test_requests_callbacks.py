@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -64,25 +66,25 @@ def _attempts(request_id):
 # --- the key layout -----------------------------------------------------------------------------
 
 def test_key_layout_round_trips_and_ignores_other_keys():
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
-    ok = fitfiles.parse_key(fitfiles.solutions_key(CAL, FITID))
+    ok = layout.parse_key(layout.solutions_key(CAL, FITID))
     assert (ok.cal_id, ok.fitid, ok.kind, ok.finishes_fit) == (CAL, FITID, "solutions", True)
-    err = fitfiles.parse_key(fitfiles.error_key(CAL, FITID))
+    err = layout.parse_key(layout.error_key(CAL, FITID))
     assert (err.cal_id, err.fitid, err.kind) == (CAL, FITID, "error")
-    other = fitfiles.parse_key(f"fits/{CAL}/{FITID}/hyp_soln_{CAL}_ch109_solutions.fits")
+    other = layout.parse_key(f"fits/{CAL}/{FITID}/hyp_soln_{CAL}_ch109_solutions.fits")
     assert other.kind == "other" and not other.finishes_fit
     for key in ("metadata/x.fits", f"fits/{CAL}/{FITID}", f"fits/{CAL}/abc/{CAL}_solutions.fits",
                 f"fits/{CAL}/{FITID}/sub/{CAL}_solutions.fits"):
-        assert fitfiles.parse_key(key) is None
+        assert layout.parse_key(key) is None
     # a solutions file named for another observation does not finish this fit
-    assert fitfiles.parse_key(f"fits/{CAL}/{FITID}/{TARGET}_solutions.fits").kind == "other"
+    assert layout.parse_key(f"fits/{CAL}/{FITID}/{TARGET}_solutions.fits").kind == "other"
 
 
 # --- success and failure files ------------------------------------------------------------------
 
 def test_success_file_completes_requests_and_posts_exactly_the_documented_body(client, aws, receiver, monkeypatch):
-    from chalicelib.requests import callbacks, fitfiles
+    from chalicelib.ingest import layout
 
     monkeypatch.setenv("CALIB_CALLBACK_SIGNING_SECRET", "s3cret")
     _store(receiver.url)
@@ -91,7 +93,7 @@ def test_success_file_completes_requests_and_posts_exactly_the_documented_body(c
     _land(client, aws, f"fits/{CAL}/{FITID}/hyp_soln_{CAL}_ch109_solutions.fits")  # a part: nothing happens
     assert receiver.received == [] and all(r["calibration_completed_datetime"] is None for r in _rows())
 
-    _land(client, aws, fitfiles.solutions_key(CAL, FITID))
+    _land(client, aws, layout.solutions_key(CAL, FITID))
     [got] = receiver.received
     assert got.path == "/asvo/callback?job=42"
     assert got.json() == {"cal_id": CAL, "asvo_job_id": 42, "target_obs_id": TARGET,
@@ -99,8 +101,9 @@ def test_success_file_completes_requests_and_posts_exactly_the_documented_body(c
                           "message": f"calibration fit {FITID} of calibrator observation {CAL} succeeded"}
     assert list(got.json()) == ["cal_id", "asvo_job_id", "target_obs_id", "finished_datetime", "success", "message"]
     assert got.headers["content-type"] == "application/json"
-    assert callbacks.verify_signature(got.body, got.headers["x-mwa-calib-signature"], "s3cret")
-    assert not callbacks.verify_signature(got.body, got.headers["x-mwa-calib-signature"], "other")
+    # what a receiver does: HMAC-SHA256 of the raw body it got, keyed with the shared secret
+    expected = hmac.new(b"s3cret", got.body, hashlib.sha256).hexdigest()
+    assert got.headers["x-mwa-calib-signature"] == f"sha256={expected}"
 
     mine, nocb, other = _rows()
     assert mine["calibration_completed_datetime"] == datetime(2025, 6, 1, 12, 34, 56, 789000, tzinfo=UTC)
@@ -113,11 +116,11 @@ def test_success_file_completes_requests_and_posts_exactly_the_documented_body(c
 
 
 def test_failure_file_tells_success_false_with_its_message(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     _store(receiver.url)
     error = {"message": "hyperdrive: 60% of chanblocks did not converge", "finished_datetime": "2025-06-02T01:02:03Z"}
-    _land(client, aws, fitfiles.error_key(CAL, FITID), json.dumps(error).encode())
+    _land(client, aws, layout.error_key(CAL, FITID), json.dumps(error).encode())
     [got] = receiver.received
     assert got.json() == {"cal_id": CAL, "asvo_job_id": 42, "target_obs_id": TARGET,
                           "finished_datetime": "2025-06-02T01:02:03Z", "success": False,
@@ -130,20 +133,20 @@ def test_failure_file_tells_success_false_with_its_message(client, aws, receiver
 
 
 def test_a_plain_text_error_file_is_the_message(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     _store(receiver.url)
-    _land(client, aws, fitfiles.error_key(CAL, FITID), b"birli crashed\n")
+    _land(client, aws, layout.error_key(CAL, FITID), b"birli crashed\n")
     body = receiver.received[0].json()
     assert body["success"] is False and body["message"] == "birli crashed"
     assert body["finished_datetime"] == "2025-06-01T12:34:56Z"  # the file's arrival
 
 
 def test_a_repeated_s3_event_sends_nothing_twice(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     _store(receiver.url)
-    key = fitfiles.solutions_key(CAL, FITID)
+    key = layout.solutions_key(CAL, FITID)
     _land(client, aws, key)
     client.lambda_.invoke("on_cal_file", s3_event(key))  # the test client's invoke path works too
     _retry(client)
@@ -152,24 +155,24 @@ def test_a_repeated_s3_event_sends_nothing_twice(client, aws, receiver):
 
 def test_events_of_other_buckets_and_test_events_are_ignored(client, aws, receiver):
     from app import app
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     _store(receiver.url)
-    assert app.handler_map["on_cal_file"](s3_event(fitfiles.solutions_key(CAL, FITID), bucket="test-products"),
+    assert app.handler_map["on_cal_file"](s3_event(layout.solutions_key(CAL, FITID), bucket="test-products"),
                                           None) == []
     assert app.handler_map["on_cal_file"]({"Service": "Amazon S3", "Event": "s3:TestEvent"}, None) == []
     assert receiver.received == [] and _rows()[0]["calibration_completed_datetime"] is None
 
 
 def test_a_request_after_a_fit_completed_others_is_answered_at_once(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
-    _land(client, aws, fitfiles.solutions_key(CAL, FITID))  # nobody waiting: nothing records this fit
+    _land(client, aws, layout.solutions_key(CAL, FITID))  # nobody waiting: nothing records this fit
     # (until the ingest writes it to calibration_fits) so these two wait for the next fit
     _store(receiver.url, key="req-1")
     _store(receiver.url, key="req-2")
     assert receiver.received == []
-    _land(client, aws, fitfiles.solutions_key(CAL, FITID + 1))
+    _land(client, aws, layout.solutions_key(CAL, FITID + 1))
     assert len(receiver.received) == 2
     _store(receiver.url, key="req-3")  # the completed requests record fit FITID + 1: answered at once
     assert len(receiver.received) == 3
@@ -181,11 +184,11 @@ def test_a_request_after_a_fit_completed_others_is_answered_at_once(client, aws,
 # --- retries ------------------------------------------------------------------------------------
 
 def test_receiver_failing_twice_then_answering_gets_exactly_one_successful_delivery(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     receiver.script(500, 500, 200)
     _store(receiver.url)
-    _land(client, aws, fitfiles.solutions_key(CAL, FITID))
+    _land(client, aws, layout.solutions_key(CAL, FITID))
     [row] = _rows()
     assert row["callback_state"] == "pending" and row["calibration_completed_datetime"] is not None
     assert _retry(client) == {"attempted": 1, "delivered": 0, "failed": 0}  # the schedule: 500 again
@@ -205,7 +208,7 @@ def test_receiver_failing_twice_then_answering_gets_exactly_one_successful_deliv
 
 def test_retry_delays_grow_and_stop_at_the_window():
     from chalicelib.config import settings
-    from chalicelib.requests.callbacks import next_attempt_at
+    from chalicelib.calrequests.callbacks import next_attempt_at
 
     cfg = settings()
     first = datetime(2025, 1, 1, tzinfo=UTC)
@@ -224,7 +227,7 @@ def test_retry_delays_grow_and_stop_at_the_window():
 
 
 def test_the_retry_window_ends_in_failed_and_nothing_more_is_sent(client, aws, receiver, monkeypatch):
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     monkeypatch.setenv("CALIB_CALLBACK_RETRY_BASE_S", "0.05")
     monkeypatch.setenv("CALIB_CALLBACK_RETRY_MAX_S", "0.2")
@@ -236,7 +239,7 @@ def test_the_retry_window_ends_in_failed_and_nothing_more_is_sent(client, aws, r
     monkeypatch.setattr(observability, "count", lambda name, value=1: (counted.append(name), count(name, value)))
     receiver.script(500)
     _store(receiver.url)
-    _land(client, aws, fitfiles.solutions_key(CAL, FITID))
+    _land(client, aws, layout.solutions_key(CAL, FITID))
     end = time.monotonic() + 5
     while _rows()[0]["callback_state"] == "pending" and time.monotonic() < end:
         time.sleep(0.05)
@@ -251,12 +254,12 @@ def test_the_retry_window_ends_in_failed_and_nothing_more_is_sent(client, aws, r
 
 
 def test_a_redirect_is_not_followed(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     receiver.script(302, 200)
     receiver.extra_headers["Location"] = "http://169.254.169.254/latest/meta-data/"
     _store(receiver.url)
-    _land(client, aws, fitfiles.solutions_key(CAL, FITID))
+    _land(client, aws, layout.solutions_key(CAL, FITID))
     [row] = _rows()
     [(status, error)] = _attempts(row["id"])
     assert status == 302 and "not followed" in error and row["callback_state"] == "pending"
@@ -264,13 +267,13 @@ def test_a_redirect_is_not_followed(client, aws, receiver):
 
 
 def test_a_slow_receiver_times_out_within_the_total_limit(client, aws, receiver, monkeypatch):
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     monkeypatch.setenv("CALIB_CALLBACK_TOTAL_TIMEOUT_S", "0.5")
     receiver.delay_s = 2.0
     _store(receiver.url)
     t0 = time.monotonic()
-    _land(client, aws, fitfiles.solutions_key(CAL, FITID))
+    _land(client, aws, layout.solutions_key(CAL, FITID))
     assert time.monotonic() - t0 < 1.8
     [(status, error)] = _attempts(_rows()[0]["id"])
     assert status is None and "timed out" in error
@@ -279,24 +282,24 @@ def test_a_slow_receiver_times_out_within_the_total_limit(client, aws, receiver,
 def test_an_unreachable_receiver_is_a_recorded_failure(client, aws, monkeypatch):
     import socket
 
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     _store(f"http://127.0.0.1:{port}/cb")
-    _land(client, aws, fitfiles.solutions_key(CAL, FITID))
+    _land(client, aws, layout.solutions_key(CAL, FITID))
     [row] = _rows()
     [(status, error)] = _attempts(row["id"])
     assert status is None and "refused" in error and row["callback_state"] == "pending"
 
 
 def test_the_url_is_checked_again_when_sending(client, aws, receiver, monkeypatch):
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     _store(receiver.url)
     monkeypatch.setenv("CALIB_CALLBACK_ALLOW_HOSTS", "")  # loopback no longer allowed
-    _land(client, aws, fitfiles.solutions_key(CAL, FITID))
+    _land(client, aws, layout.solutions_key(CAL, FITID))
     assert receiver.received == []
     [(status, error)] = _attempts(_rows()[0]["id"])
     assert status is None and "callback URL refused" in error and "loopback" in error
@@ -304,7 +307,7 @@ def test_the_url_is_checked_again_when_sending(client, aws, receiver, monkeypatc
 
 def test_a_claimed_callback_is_not_sent_by_a_second_worker(client, aws, receiver, monkeypatch):
     from chalicelib.db import requests as q
-    from chalicelib.requests import callbacks
+    from chalicelib.calrequests import callbacks
 
     _store(receiver.url)
     callbacks.fit_finished(CAL, FITID, True, "ok", send=False)  # the ingest's entry point, delivery left to later
@@ -319,7 +322,7 @@ def test_a_claimed_callback_is_not_sent_by_a_second_worker(client, aws, receiver
 
 
 def test_fit_finished_is_the_ingest_entry_point(client, receiver):
-    from chalicelib.requests import callbacks
+    from chalicelib.calrequests import callbacks
 
     _store(receiver.url)
     report = callbacks.fit_finished(CAL, FITID, False, "ingest failed: no tiles", datetime(2025, 1, 2, 3, 4, 5))
@@ -329,12 +332,12 @@ def test_fit_finished_is_the_ingest_entry_point(client, receiver):
 
 
 def test_a_handler_without_time_for_a_whole_attempt_leaves_callbacks_to_the_schedule(client, aws, receiver):
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
 
     _store(receiver.url)
-    aws["s3"].put_object(Bucket="test-cal", Key=fitfiles.solutions_key(CAL, FITID), Body=b"x")
+    aws["s3"].put_object(Bucket="test-cal", Key=layout.solutions_key(CAL, FITID), Body=b"x")
     # chalice's test context: 3 s left, minus the 2 s margin, is less than the 2 s an attempt may take
-    client.lambda_.invoke("on_cal_file", s3_event(fitfiles.solutions_key(CAL, FITID)))
+    client.lambda_.invoke("on_cal_file", s3_event(layout.solutions_key(CAL, FITID)))
     [row] = _rows()
     assert row["calibration_completed_datetime"] is not None and row["callback_state"] == "pending"
     assert receiver.received == []
@@ -344,7 +347,7 @@ def test_a_handler_without_time_for_a_whole_attempt_leaves_callbacks_to_the_sche
 def test_a_real_s3_notification_as_the_local_stack_delivers_it(client, aws, receiver):
     """moto's S3 -> SQS notification (URL-encoded key, s3:TestEvent first) through the pump's conversion."""
     from app import app
-    from chalicelib.requests import fitfiles
+    from chalicelib.ingest import layout
     from devstack.stack import EventPump
 
     sqs, s3 = aws["sqs"], aws["s3"]
@@ -353,7 +356,7 @@ def test_a_real_s3_notification_as_the_local_stack_delivers_it(client, aws, rece
     s3.put_bucket_notification_configuration(Bucket="test-cal", NotificationConfiguration={
         "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
     _store(receiver.url)
-    s3.put_object(Bucket="test-cal", Key=fitfiles.solutions_key(CAL, FITID), Body=b"x")
+    s3.put_object(Bucket="test-cal", Key=layout.solutions_key(CAL, FITID), Body=b"x")
     pump = EventPump({}, {"cal-events": url})
     pump._drain(sqs, app, "cal-events", "on_cal_file", pump._as_s3_event)
     [got] = receiver.received

@@ -84,7 +84,7 @@ def test_400_refused_callback_urls(client, aws, url, why):
 
 
 def test_400_when_a_public_name_resolves_to_a_private_address(client, aws, monkeypatch):
-    from chalicelib.requests import urls
+    from chalicelib.calrequests import urls
 
     def fake(host, port, **kw):
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),

@@ -115,7 +115,7 @@ def test_already_fitted_with_a_failing_receiver_goes_to_the_retry_schedule(app_c
                                   json.dumps({"request_key": "k", "obs_id": TARGET})])
 def test_a_bad_message_raises_so_it_stays_queued(app_client, body):
     from app import app
-    from chalicelib.requests.store import StoreFailed
+    from chalicelib.calrequests.store import StoreFailed
 
     with pytest.raises(StoreFailed):
         app.handler_map["store_request"]({"Records": [sqs_record(body)]}, None)

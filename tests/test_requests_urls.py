@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chalicelib.requests import transport, urls
+from chalicelib.calrequests import transport, urls
 
 
 @pytest.mark.parametrize("address, blocked", [

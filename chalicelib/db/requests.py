@@ -155,12 +155,6 @@ def record_attempt(request_id: int, *, attempted_at: datetime, http_status: int 
         )
 
 
-def get_request(request_id: int) -> dict[str, Any] | None:
-    """One request row."""
-    rows = db.query(f"SELECT {_REQUEST_COLUMNS} FROM calibration_request WHERE id = :id", {"id": request_id})
-    return rows[0] if rows else None
-
-
 def requests_for(cal_id: int | None = None) -> list[dict[str, Any]]:
     """Requests (of one calibrator, or all), oldest first."""
     return db.query(

@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         print(f"read + fit {t_fit:.2f} s, total {t_all:.2f} s", file=out)
     if args.notify:
         from chalicelib.ingest.landing import success_message
-        from chalicelib.requests import callbacks
+        from chalicelib.calrequests import callbacks
 
         report = callbacks.fit_finished(info.obsid, fitid, True,
                                         success_message(fitid, info.obsid, len(rows), n_nan), fit.fit_time)

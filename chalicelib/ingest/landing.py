@@ -1,7 +1,7 @@
 """The ingest of a fit landed in the calibration bucket: manifest -> files -> fit -> rows -> callbacks.
 
 When ``fits/<cal_id>/<fitid>/manifest.json`` lands (layout and manifest format:
-:mod:`chalicelib.requests.fitfiles`), :func:`ingest_manifest`:
+:mod:`chalicelib.ingest.layout`; the S3 event: :mod:`chalicelib.ingest.events`), :func:`ingest_manifest`:
 
 1. looks the fit up: when ``calibration_fits`` has (fitid, cal_id) already -- a repeated S3
    event, or a fit the site pipeline wrote -- nothing is fetched or written; ``fit_finished`` is
@@ -16,7 +16,7 @@ When ``fits/<cal_id>/<fitid>/manifest.json`` lands (layout and manifest format:
    ``calibration_solutions`` row per tile, and ``calibration_fit_file`` (kind ``hyperdrive``,
    ``bucket_key`` = the FIRST solution file the manifest lists: list a whole-band file first if
    there is one; the bucket holds no combined file, and this Lambda only reads it);
-5. calls :func:`chalicelib.requests.callbacks.fit_finished` (success, the message names the fit
+5. calls :func:`chalicelib.calrequests.callbacks.fit_finished` (success, the message names the fit
    and its tile counts, finished = the fit's ``fit_time``).
 
 Failures: a missing or malformed manifest, a missing file, a file that is not a hyperdrive
@@ -29,93 +29,25 @@ event is delivered again and the ingest retried -- rather than failing the reque
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pg8000.exceptions import InterfaceError
 
 from chalicelib import storage
+from chalicelib.calrequests import callbacks
 from chalicelib.errors import DatabaseUnavailable, StorageUnavailable
+from chalicelib.ingest.layout import LandedFit, LandingError, Manifest
 from chalicelib.observability import logger
-from chalicelib.requests import fitfiles
 
-MAX_MANIFEST_BYTES = 256 * 1024
-MAX_SOLUTION_FILES = 512
-MAX_TEXT_CHARS = 500
 FETCH_THREADS = 8
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+@=,-]{0,254}$")
 
 # An outage, not a bad fit: raised, so S3 delivers the event again.
 TRANSIENT_STORAGE = (StorageUnavailable,)
 TRANSIENT_DATABASE = (DatabaseUnavailable, InterfaceError, OSError)
-
-
-class LandingError(ValueError):
-    """The landed fit cannot be ingested (bad manifest, missing or bad file): its requests are told why."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What a fit's manifest.json says."""
-
-    solutions: tuple[str, ...]
-    metafits: str
-    creator: str | None = None
-    code_version: str | None = None
-    finished: datetime | None = None
-
-    @classmethod
-    def parse(cls, raw: bytes) -> Manifest:
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise LandingError(f"the manifest is {len(raw)} bytes (at most {MAX_MANIFEST_BYTES})")
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise LandingError(f"the manifest is not JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise LandingError("the manifest is not a JSON object")
-        solutions = doc.get("solutions")
-        if isinstance(solutions, str):
-            solutions = [solutions]
-        if not isinstance(solutions, list) or not solutions:
-            raise LandingError('the manifest has no "solutions" list of file names')
-        if len(solutions) > MAX_SOLUTION_FILES:
-            raise LandingError(f"the manifest lists {len(solutions)} solution files (at most {MAX_SOLUTION_FILES})")
-        metafits = doc.get("metafits")
-        names = [*solutions, metafits]
-        for name in names:
-            _check_name(name)
-        if len(set(names)) != len(names):
-            raise LandingError("the manifest names a file twice")
-        finished = None
-        if doc.get("finished_datetime") is not None:
-            finished = fitfiles.parse_time(doc["finished_datetime"])
-            if finished is None:
-                raise LandingError(f"the manifest's finished_datetime {doc['finished_datetime']!r} is not ISO 8601")
-        return cls(solutions=tuple(solutions), metafits=metafits, creator=_optional_text(doc, "creator"),
-                   code_version=_optional_text(doc, "code_version"), finished=finished)
-
-
-def _check_name(name: Any) -> None:
-    if not isinstance(name, str) or not name:
-        raise LandingError(f"the manifest names a file by {name!r}: names are non-empty strings")
-    if not _NAME.match(name) or name == fitfiles.MANIFEST_NAME:
-        raise LandingError(f"the manifest names {name!r}: a plain file name in the fit's prefix is required")
-
-
-def _optional_text(doc: Mapping[str, Any], key: str) -> str | None:
-    value = doc.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise LandingError(f"the manifest's {key} must be a string")
-    return value.strip()[:MAX_TEXT_CHARS] or None
 
 
 def fetch(bucket: str, keys: Sequence[str]) -> dict[str, bytes]:
@@ -148,7 +80,7 @@ class _Fitted:
     reference_tile_id: int
 
 
-def _read_and_fit(landed: fitfiles.LandedFit) -> _Fitted:
+def _read_and_fit(landed: LandedFit) -> _Fitted:
     """Steps 2-3: manifest, files, fit. LandingError / any parse or fit error = a bad fit; outages raise as they are."""
     from chalicelib.formats.metafits import read_metafits
     from chalicelib.ingest.fit_inputs import load_fit_inputs
@@ -182,12 +114,11 @@ def _read_and_fit(landed: fitfiles.LandedFit) -> _Fitted:
                    reference_tile_id=result.reference_tile_id)
 
 
-def ingest_manifest(landed: fitfiles.LandedFit, context: Any = None) -> dict[str, Any]:
+def ingest_manifest(landed: LandedFit, context: Any = None) -> dict[str, Any]:
     """Ingest the fit whose manifest landed, then tell its requests; returns a report (see the module docstring)."""
     from chalicelib.db import ingest as queries
     from chalicelib.formats.metafits import observation_from_metafits
     from chalicelib.ingest.store import now_utc, store_fit
-    from chalicelib.requests import callbacks
 
     f = landed.file
     log = {"cal_id": f.cal_id, "fitid": f.fitid, "key": f.key}

@@ -47,8 +47,8 @@ DEFAULT_CREATOR = "mwa-calib-ingest"
 
 
 @dataclass(frozen=True)
-class Stored:
-    """What :func:`store_fit` did."""
+class StoredFit:
+    """What :func:`store_fit` did with one fit (written, or found in the database already)."""
 
     fitid: int
     obsid: int
@@ -115,7 +115,7 @@ def is_nan_row(row: SolutionRow) -> bool:
 
 
 def store_fit(fit: Fit, rows: list[SolutionRow], observation: Observation | None = None,
-              bucket_key: str | None = None) -> Stored:
+              bucket_key: str | None = None) -> StoredFit:
     """Write the fit, its rows, the calibrator observation (if new) and its file in one transaction.
 
     Writes nothing when (fitid, obsid) is in calibration_fits already. Raises whatever the database
@@ -127,7 +127,7 @@ def store_fit(fit: Fit, rows: list[SolutionRow], observation: Observation | None
     with db.transaction() as tx:
         queries.lock_fit(tx, fit.fitid, fit.obsid)
         if writes.fit_exists(tx, fit.fitid, fit.obsid):
-            return Stored(fitid=fit.fitid, obsid=fit.obsid, written=False, rows=0, nan_rows=0)
+            return StoredFit(fitid=fit.fitid, obsid=fit.obsid, written=False, rows=0, nan_rows=0)
         if observation is not None:
             known, has_tiles = queries.observation_state(tx, observation.obsid)
             if not known:
@@ -139,6 +139,6 @@ def store_fit(fit: Fit, rows: list[SolutionRow], observation: Observation | None
         writes.insert_fit(tx, fit, rows)
         if bucket_key:
             queries.register_fit_file(tx, fit.fitid, fit.obsid, bucket_key)
-    return Stored(fitid=fit.fitid, obsid=fit.obsid, written=True, rows=len(rows),
-                  nan_rows=sum(is_nan_row(r) for r in rows), observation_inserted=obs_inserted,
-                  tiles_inserted=tiles_inserted, bucket_key=bucket_key)
+    return StoredFit(fitid=fit.fitid, obsid=fit.obsid, written=True, rows=len(rows),
+                     nan_rows=sum(is_nan_row(r) for r in rows), observation_inserted=obs_inserted,
+                     tiles_inserted=tiles_inserted, bucket_key=bucket_key)

@@ -7,7 +7,7 @@ multicast, unspecified and the other special ranges are refused, for IPv4, IPv6 
 in IPv6 alike. Hosts named in ``CALIB_CALLBACK_ALLOW_HOSTS`` (comma-separated, exact, case-blind:
 e.g. ``127.0.0.1,localhost`` for local runs and tests) skip the address rules.
 
-The check returns the resolved addresses; :mod:`chalicelib.requests.transport` connects to those
+The check returns the resolved addresses; :mod:`chalicelib.calrequests.transport` connects to those
 and no others, so a name that resolves differently a moment later (DNS rebinding) cannot steer
 the POST to an address that was not checked.
 """

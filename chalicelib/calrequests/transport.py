@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from chalicelib.requests.urls import CallbackTarget
+from chalicelib.calrequests.urls import CallbackTarget
 
 USER_AGENT = "mwa-calib-callback/1"
 

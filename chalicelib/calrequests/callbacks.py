@@ -45,7 +45,7 @@ from chalicelib.config import Settings, settings
 from chalicelib.db import requests as queries
 from chalicelib.errors import BadRequest
 from chalicelib.observability import logger
-from chalicelib.requests import transport, urls
+from chalicelib.calrequests import transport, urls
 
 SIGNATURE_HEADER = "X-MWA-Calib-Signature"
 DELIVERY_HEADER = "X-MWA-Calib-Delivery"
@@ -88,11 +88,6 @@ def callback_body(*, cal_id: int, asvo_job_id: int | None, target_obs_id: int | 
 def signature(body: bytes, secret: str) -> str:
     """The signature header's value: ``sha256=`` + hex HMAC-SHA256 of the body with the secret."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-def verify_signature(body: bytes, header_value: str | None, secret: str) -> bool:
-    """What a receiver does: compare the header with the HMAC of the raw body (constant time)."""
-    return bool(header_value) and hmac.compare_digest(header_value, signature(body, secret))
 
 
 def next_attempt_at(first_attempt: datetime, attempts_made: int, now: datetime, cfg: Settings) -> datetime | None:

@@ -25,7 +25,7 @@ from typing import Any
 from chalicelib import db
 from chalicelib.db import requests as queries
 from chalicelib.observability import logger
-from chalicelib.requests import callbacks
+from chalicelib.calrequests import callbacks
 
 MESSAGE_VERSION = 1
 
@@ -87,8 +87,8 @@ class QueuedRequest:
 
 
 @dataclass(frozen=True)
-class Stored:
-    """What storing one message did."""
+class StoredRequest:
+    """What storing one queued request did (a new calibration_request row, or a repeat)."""
 
     request_id: int
     created: bool  # False: the message was a repeat of one stored before
@@ -96,7 +96,7 @@ class Stored:
     callbacks: tuple[dict[str, Any], ...] = ()
 
 
-def store(req: QueuedRequest, context: Any = None) -> Stored:
+def store(req: QueuedRequest, context: Any = None) -> StoredRequest:
     """Store one request (once per key); complete it at once when its calibrator has a fit."""
     now = callbacks.utcnow()
     completed = due = False
@@ -131,14 +131,14 @@ def store(req: QueuedRequest, context: Any = None) -> Stored:
         except Exception:  # noqa: BLE001 - stored and due: the schedule sends it
             logger.exception("immediate callback failed; left to the schedule",
                              extra={"calibration_request_id": request_id})
-    return Stored(request_id=request_id, created=created, completed=completed, callbacks=tuple(sent))
+    return StoredRequest(request_id=request_id, created=created, completed=completed, callbacks=tuple(sent))
 
 
-def handle_records(records: Iterable[Mapping[str, Any]], context: Any = None) -> list[Stored]:
+def handle_records(records: Iterable[Mapping[str, Any]], context: Any = None) -> list[StoredRequest]:
     """Store each SQS record's request; raise StoreFailed naming those that failed."""
     from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
-    out: list[Stored] = []
+    out: list[StoredRequest] = []
     failed: list[str] = []
     for record in SQSEvent({"Records": [dict(r) for r in records]}).records:
         message_id = record.message_id

@@ -5,7 +5,7 @@ Parameters (service-spec): ``obs_id`` (required), ``asvo_job_id`` (integer), ``m
 
 * 200, empty body: one message is on the request queue (stored by ``store_request`` shortly after).
 * 400: a parameter is missing or malformed, the observation is not in the schedule, or the
-  callback URL is refused (see :mod:`chalicelib.requests.urls`).
+  callback URL is refused (see :mod:`chalicelib.calrequests.urls`).
 * 404: no calibrator observation within ``max_time_separation`` (same rules as get_cal_solution --
   same gain_control_value, covers the target's channels, nearest first -- except that the
   calibrator need not have a fit yet).
@@ -22,8 +22,8 @@ from chalicelib import params, storage
 from chalicelib.config import settings
 from chalicelib.errors import Conflict, StorageUnavailable
 from chalicelib.observability import logger
-from chalicelib.requests import callbacks, urls
-from chalicelib.requests.store import QueuedRequest
+from chalicelib.calrequests import callbacks, urls
+from chalicelib.calrequests.store import QueuedRequest
 from chalicelib.selection import service
 from chalicelib.selection.rules import Criteria
 

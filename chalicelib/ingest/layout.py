@@ -1,4 +1,4 @@
-"""Fit files in the calibration bucket: the key layout, and what a landed file means.
+"""Fit files in the calibration bucket: the key layout, the manifest and the error file (formats only, no I/O).
 
 Key layout (``<cal_id>`` = the calibrator's obsid, ``<fitid>`` = the fit id, both decimal integers;
 current fit ids are Unix microseconds of the fit run, old ones Unix seconds)::
@@ -29,36 +29,24 @@ The manifest (UTF-8 JSON object, at most 256 KiB; unknown keys are ignored)::
      "finished_datetime": "2025-06-01T12:34:56Z"}                     optional ISO 8601 (default: now);
                                                                       naive = UTC
 
-Names are plain file names inside the same ``fits/<cal_id>/<fitid>/`` prefix (no ``/``). See
-:mod:`chalicelib.ingest.landing` for what the ingest writes and how it fails.
+Names are plain file names inside the same ``fits/<cal_id>/<fitid>/`` prefix (no ``/``).
 
 A pipeline uploads the other files of a fit first and the manifest (or the solutions, or the
 error file) last: that one object is the "fit finished" signal. A fit ingested through a manifest
 must not also upload ``<cal_id>_solutions.fits`` into its prefix (that name alone already means
 "finished", which would tell the requests before the rows exist). Everything else in the bucket
-is ignored here.
-
-:func:`handle_event` reads an S3 notification (the raw Lambda event dict, as the calibration
-bucket's notification delivers it): a manifest runs :func:`chalicelib.ingest.landing.ingest_manifest`
-(which ends in ``fit_finished``); a solutions or error file calls
-:func:`chalicelib.requests.callbacks.fit_finished` directly. S3 delivers notifications at least
-once: a repeated manifest finds its fit in the database and writes nothing; a repeat of any of
-them finds no open request and sends nothing.
+is ignored. What happens on arrival: :mod:`chalicelib.ingest.events` (the S3 event) and
+:mod:`chalicelib.ingest.landing` (the ingest of a manifest).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote_plus
-
-from chalicelib import storage
-from chalicelib.config import settings
-from chalicelib.observability import logger
 
 PREFIX = "fits/"
 SUCCESS = "solutions"
@@ -66,10 +54,18 @@ FAILURE = "error"
 MANIFEST = "manifest"
 OTHER = "other"
 MANIFEST_NAME = "manifest.json"
+MAX_MANIFEST_BYTES = 256 * 1024
+MAX_SOLUTION_FILES = 512
+MAX_TEXT_CHARS = 500
 MAX_ERROR_FILE_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 4000
 
 _KEY = re.compile(r"^fits/(?P<cal>[0-9]{1,19})/(?P<fit>[0-9]{1,19})/(?P<name>[^/]+)$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+@=,-]{0,254}$")
+
+
+class LandingError(ValueError):
+    """The landed fit cannot be ingested (bad manifest, missing or bad file): its requests are told why."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +88,16 @@ class FitFile:
         return fit_prefix(self.cal_id, self.fitid)
 
 
+@dataclass(frozen=True)
+class LandedFit:
+    """A file that finished a fit, as one S3 record announced it."""
+
+    file: FitFile
+    bucket: str
+    event_time: datetime | None
+    size: int | None
+
+
 def fit_prefix(cal_id: int, fitid: int) -> str:
     """The prefix of every file of one fit."""
     return f"{PREFIX}{int(cal_id)}/{int(fitid)}/"
@@ -104,12 +110,12 @@ def manifest_key(cal_id: int, fitid: int) -> str:
 
 def solutions_key(cal_id: int, fitid: int) -> str:
     """The key of a successful fit's hyperdrive solutions."""
-    return f"{PREFIX}{int(cal_id)}/{int(fitid)}/{int(cal_id)}_solutions.fits"
+    return f"{fit_prefix(cal_id, fitid)}{int(cal_id)}_solutions.fits"
 
 
 def error_key(cal_id: int, fitid: int) -> str:
     """The key of a failed fit's error file."""
-    return f"{PREFIX}{int(cal_id)}/{int(fitid)}/{int(cal_id)}_error.json"
+    return f"{fit_prefix(cal_id, fitid)}{int(cal_id)}_error.json"
 
 
 def parse_key(key: str) -> FitFile | None:
@@ -129,22 +135,8 @@ def parse_key(key: str) -> FitFile | None:
     return FitFile(key=key, cal_id=cal_id, fitid=fitid, kind=kind)
 
 
-@dataclass(frozen=True)
-class LandedFit:
-    """A finished fit read from one S3 record."""
-
-    file: FitFile
-    bucket: str
-    event_time: datetime | None
-    size: int | None
-
-
 def parse_time(value: Any) -> datetime | None:
     """An ISO 8601 string as an aware UTC datetime (naive = UTC); None when absent or unreadable."""
-    return _parse_time(value)
-
-
-def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -154,36 +146,67 @@ def _parse_time(value: Any) -> datetime | None:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def finished_fits(event: Mapping[str, Any]) -> Iterator[LandedFit]:
-    """The finished-fit files (manifest, solutions or error) created in the calibration bucket by this event."""
-    if not isinstance(event, Mapping) or not event.get("Records"):
-        return
-    from aws_lambda_powertools.utilities.data_classes import S3Event
+@dataclass(frozen=True)
+class Manifest:
+    """What a fit's manifest.json says."""
 
-    cal_bucket = settings().cal_bucket
-    for record in S3Event(dict(event)).records:
-        if record.get("eventSource") != "aws:s3" or not str(record.get("eventName", "")).startswith("ObjectCreated"):
-            continue
-        # S3 sends the key URL-encoded (``fits%2F123%2F...``, spaces as ``+``): decode it once
-        bucket, key = record.s3.bucket.name, unquote_plus(str(record["s3"]["object"]["key"]))
-        if bucket != cal_bucket:
-            logger.warning("S3 event for another bucket ignored", extra={"bucket": bucket, "key": key})
-            continue
-        parsed = parse_key(key)
-        if parsed is None or not parsed.finishes_fit:
-            logger.debug("calibration bucket file does not finish a fit", extra={"key": key})
-            continue
-        yield LandedFit(file=parsed, bucket=bucket, event_time=_parse_time(record.get("eventTime")),
-                        size=record.s3.get_object.size)
+    solutions: tuple[str, ...]
+    metafits: str
+    creator: str | None = None
+    code_version: str | None = None
+    finished: datetime | None = None
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Manifest:
+        """The manifest in ``raw``; LandingError says what is wrong with it."""
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise LandingError(f"the manifest is {len(raw)} bytes (at most {MAX_MANIFEST_BYTES})")
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise LandingError(f"the manifest is not JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise LandingError("the manifest is not a JSON object")
+        solutions = doc.get("solutions")
+        if isinstance(solutions, str):
+            solutions = [solutions]
+        if not isinstance(solutions, list) or not solutions:
+            raise LandingError('the manifest has no "solutions" list of file names')
+        if len(solutions) > MAX_SOLUTION_FILES:
+            raise LandingError(f"the manifest lists {len(solutions)} solution files (at most {MAX_SOLUTION_FILES})")
+        metafits = doc.get("metafits")
+        names = [*solutions, metafits]
+        for name in names:
+            _check_name(name)
+        if len(set(names)) != len(names):
+            raise LandingError("the manifest names a file twice")
+        finished = None
+        if doc.get("finished_datetime") is not None:
+            finished = parse_time(doc["finished_datetime"])
+            if finished is None:
+                raise LandingError(f"the manifest's finished_datetime {doc['finished_datetime']!r} is not ISO 8601")
+        return cls(solutions=tuple(solutions), metafits=metafits, creator=_optional_text(doc, "creator"),
+                   code_version=_optional_text(doc, "code_version"), finished=finished)
 
 
-def read_error_file(bucket: str, key: str, size: int | None = None) -> tuple[str, datetime | None]:
-    """The message and (if given) finish time of a failed fit's error file."""
-    if size is not None and size > MAX_ERROR_FILE_BYTES:
-        return f"the fit failed (its error file {key} is {size} bytes, too large to read)", None
-    raw = storage.get_object(bucket, key)
-    if raw is None:
-        return f"the fit failed (its error file {key} is gone)", None
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise LandingError(f"the manifest names a file by {name!r}: names are non-empty strings")
+    if not _NAME.match(name) or name == MANIFEST_NAME:
+        raise LandingError(f"the manifest names {name!r}: a plain file name in the fit's prefix is required")
+
+
+def _optional_text(doc: Mapping[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise LandingError(f"the manifest's {key} must be a string")
+    return value.strip()[:MAX_TEXT_CHARS] or None
+
+
+def parse_error_file(raw: bytes) -> tuple[str, datetime | None]:
+    """The message and (if given) finish time in a failed fit's error file (JSON object or plain text)."""
     text = raw[:MAX_ERROR_FILE_BYTES].decode("utf-8", errors="replace").strip()
     message, finished = text, None
     try:
@@ -192,51 +215,6 @@ def read_error_file(bucket: str, key: str, size: int | None = None) -> tuple[str
         doc = None
     if isinstance(doc, dict):
         message = str(doc.get("message") or doc.get("error") or "").strip()
-        finished = _parse_time(doc.get("finished_datetime") or doc.get("finished"))
+        finished = parse_time(doc.get("finished_datetime") or doc.get("finished"))
     message = message or "the fit failed (no message given)"
     return message[:MAX_MESSAGE_CHARS], finished
-
-
-def describe(landed: LandedFit) -> tuple[bool, str, datetime | None]:
-    """(success, message, finished) of a landed fit file."""
-    f = landed.file
-    if f.kind == SUCCESS:
-        return True, f"calibration fit {f.fitid} of calibrator observation {f.cal_id} succeeded", landed.event_time
-    message, finished = read_error_file(landed.bucket, f.key, landed.size)
-    return False, message, finished or landed.event_time
-
-
-def handle_event(event: Mapping[str, Any], context: Any = None) -> list[dict]:
-    """Ingest every landed manifest, complete the open requests of every fit this event finishes
-    and send their callbacks.
-
-    A manifest whose files are bad or missing is a failed fit (told to its requests), never an
-    error here. Raises (after handling the event's other records) when the database or S3 fails,
-    so the event is delivered again; fits already handled then are found in the database or find
-    no open request, so nothing is written or sent twice.
-    """
-    from chalicelib.requests import callbacks
-
-    out = []
-    errors: list[Exception] = []
-    for landed in finished_fits(event):
-        f = landed.file
-        try:
-            if f.kind == MANIFEST:
-                from chalicelib.ingest import landing
-
-                report = landing.ingest_manifest(landed, context=context)
-            else:
-                success, message, finished = describe(landed)
-                logger.info("fit finished", extra={"cal_id": f.cal_id, "fitid": f.fitid, "success": success,
-                                                   "key": f.key})
-                report = callbacks.fit_finished(f.cal_id, f.fitid, success, message, finished, context=context)
-        except Exception as exc:  # noqa: BLE001 - the other records still run; raised below for a retry
-            logger.exception("fit file not handled; the event will be retried",
-                             extra={"key": f.key, "error": f"{type(exc).__name__}: {exc}"})
-            errors.append(exc)
-            continue
-        out.append({"key": f.key, **report})
-    if errors:
-        raise errors[0]
-    return out

@@ -1,4 +1,4 @@
-"""Calibration requests: ``add_cal_request`` -> SQS -> a stored request -> a fit lands -> callbacks.
+"""Calibration requests: ``add_cal_request`` -> SQS -> a stored request -> a fit finishes -> callbacks.
 
 The path, one module per step:
 
@@ -6,8 +6,6 @@ The path, one module per step:
                SQS message (200, 400, 404, 409; 500 only for faults of ours).
 ``store``      the SQS handler: one ``calibration_request`` row per message (idempotent on the
                message's request key); completed at once when the calibrator already has a fit.
-``fitfiles``   the key layout of fit files in the calibration bucket and the S3-event handler that
-               turns a landed solutions/error file into :func:`callbacks.fit_finished`.
 ``callbacks``  completion of open requests, callback delivery (signed JSON POST), the attempt log
                and the retry schedule (growing delays for ``callback_retry_hours``, then 'failed').
 ``urls``       the callback URL check (scheme, length, no loopback/private/metadata addresses
@@ -15,7 +13,9 @@ The path, one module per step:
 ``transport``  the POST itself: pinned to the checked address, no redirects, no proxies,
                connect and total timeouts.
 
-The SQL is in :mod:`chalicelib.db.requests`. ``app.py`` calls the four functions below.
+A fit finishing is told here by :mod:`chalicelib.ingest` (the S3 event of a landed fit file, or
+the ingest CLI) calling :func:`callbacks.fit_finished`; nothing here knows the bucket's layout.
+The SQL is in :mod:`chalicelib.db.requests`. ``app.py`` calls the three functions below.
 """
 
 from __future__ import annotations
@@ -33,27 +33,20 @@ REQUEST_BATCH_SIZE = 1
 
 def add_cal_request(query: Mapping[str, str] | None) -> None:
     """The add_cal_request route: queue one request (raises a ServiceError for 400/404/409)."""
-    from chalicelib.requests import intake
+    from chalicelib.calrequests import intake
 
     intake.add(query)
 
 
 def store_sqs_records(records: Iterable[Mapping[str, Any]], context: Any = None) -> list:
     """The SQS handler: store each queued request; raises when any failed (the message stays queued)."""
-    from chalicelib.requests import store
+    from chalicelib.calrequests import store
 
     return store.handle_records(records, context=context)
 
 
-def on_cal_file_event(event: Mapping[str, Any], context: Any = None) -> list:
-    """The S3-event handler of the calibration bucket: fire callbacks for landed fit files."""
-    from chalicelib.requests import fitfiles
-
-    return fitfiles.handle_event(event, context=context)
-
-
 def retry_callbacks(context: Any = None) -> dict:
     """The schedule: send the callbacks that are due (failed earlier, or not sent yet)."""
-    from chalicelib.requests import callbacks
+    from chalicelib.calrequests import callbacks
 
     return callbacks.retry_due(context=context)
