@@ -152,6 +152,8 @@ def test_cut_channels_keeps_the_targets_channels_in_order():
     assert len(out[0]["x_gains_pol0"]) == 0 and out[0]["y_gains_pol0"] is None
     with pytest.raises(ValueError):
         cut_channels([r], [50, 60, 70, 80], [90])
+    with pytest.raises(ValueError):
+        cut_channels([r], [50, 60, 70], [60])  # gains that do not match the calibrator's channels
 
 
 # ---- Jones from files
@@ -234,3 +236,33 @@ def test_a_gated_calibrator_is_skipped_for_the_next_qualifying_one():
         (1, cals[0].obsid): fq(1, cals[0], good), (2, cals[1].obsid): fq(2, cals[1], {11: True}),
         (3, cals[2].obsid): fq(3, cals[2], good)})
     assert sides_of(cals, Criteria(min_tile_fraction=1.0), gates) == (-3000, 1, 500, 3, 500 / 3500)
+
+
+# ---- rows as the database returns them, through to the zip's Jones
+
+def test_database_rows_interpolate_into_the_solution_zips_jones(clean_db):
+    from chalicelib.db import selection as queries
+    from chalicelib.solution_zip import assemble
+    from tests.factories import fit as fit_row
+    from tests.factories import observation, seed, solution_rows, tiles
+
+    cal_b, cal_a = 1_300_000_000, 1_300_004_000
+    ids = [11, 12, 13, 14]
+    seed([observation(cal_b, calibration=True, tiles=tiles(ids)),
+          observation(cal_a, calibration=True, tiles=tiles(ids), channels=range(115, 139))],
+         [(fit_row(1_700_000_000_000_001, cal_b), solution_rows(ids, nan_tiles=(13,), pols_and_quality=True)),
+          (fit_row(1_700_000_000_000_002, cal_a), solution_rows(ids, delay_scale=3.0, nan_tiles=(14,)))])
+    target_channels = list(range(120, 133))  # both cover them, at different gains columns
+    before = cut_channels(queries.solution_rows(1_700_000_000_000_001, cal_b), range(109, 133), target_channels)
+    after = cut_channels(queries.solution_rows(1_700_000_000_000_002, cal_a), range(115, 139), target_channels)
+    w = 0.25
+    rows = interpolate_rows(before, after, w)
+    sol = assemble(rows, target_channels, tiles(ids), target_channels, 40e3, (0.0, 1.0), cal_b, 0)
+    jones = sol.jones[0]
+    assert not np.isnan(jones[[0, 1, 2, 3]]).any()  # 13 comes from after alone, 14 from before alone
+    # tile 12 (k = 1): X delay 0.5 before, 1.5 after; intercept 0.1 both; X gain 1.01 + 0.01 c per channel c,
+    # the line pol0 = 1, pol1 = 1e-10 c before and flat after
+    nu = 120 * 1.28e6 - 640e3  # first fine channel of channel 120: column 11 before, 5 after
+    phi = 0.1 - 2 * math.pi * nu * (w * 0.5 + (1 - w) * 1.5) / C
+    g = w * (1.0 + 1e-10 * 11 * nu) + (1 - w) * (1.0 + 0.01 * 5)
+    assert jones[1, 0, 0] == pytest.approx(cmath.exp(1j * phi) / g, rel=1e-9)

@@ -107,6 +107,8 @@ def cut_channels(rows: Sequence[Mapping[str, Any]], cal_channels: Sequence[int],
         for c in ARRAY_COLUMNS:
             v = r.get(c)
             if v is not None and len(v):
+                if len(v) != len(col):
+                    raise ValueError(f"{c} of tile {r['tileid']} has {len(v)} values, expected {len(col)}")
                 new[c] = np.asarray(v, dtype=np.float64)[idx]
         out.append(new)
     return out
