@@ -24,10 +24,11 @@
             "creator": str | null, "any_good_tile": bool,
             "accepted": bool,                  # a candidate
             "chosen": bool,                    # the fit served (either side when interpolating)
-            "code": str | null,                # calibrator (rejected with it), failed, gate
+            "code": str | null,                # calibrator (rejected with it), failed (on every
+                                               #   tile), gate, not_needed (need_fit=0)
             "reason": str | null,
-            "figures": {"tiles_counted": int, "tiles_served": int, "tile_fraction": float | null,
-                        "median_phase_quality": float | null} | null}]}],
+            "figures": {"tiles_counted": int, "tiles_served": int,   # gates.GateFigures, always
+                        "tile_fraction": float | null, "median_phase_quality": float | null}}]}],
       "choice": null | {
          "mode": "nearest" | "interpolated",
          "cal_id": int, "fitid": int, "offset": int,        # the nearest (mode nearest only)

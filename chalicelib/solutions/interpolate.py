@@ -58,12 +58,6 @@ class Sides:
     after: Candidate
     weight: float  # w on ``before``; 1 - w on ``after``
 
-    def as_dict(self) -> dict:
-        """JSON-able: both sides and their weights."""
-        def side(c: Candidate, w: float) -> dict:
-            return {"cal_id": c.calibrator.obsid, "fitid": c.fit.fitid if c.fit else None, "weight": w}
-        return {"before": side(self.before, self.weight), "after": side(self.after, 1.0 - self.weight)}
-
 
 def weight(t: float, t_before: float, t_after: float) -> float:
     """w = (t_a - t) / (t_a - t_b): 1 at the calibrator before, 0 at the one after; needs t_b < t < t_a."""
