@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from chalicelib import db
 from chalicelib.records import Observation
+from chalicelib.selection.gates import FitQuality
 from chalicelib.selection.rules import Calibrator, FitInfo, Target
 from chalicelib.solutions import TileInfo
 
@@ -128,3 +131,43 @@ def fit_record(fitid: int, obsid: int) -> dict | None:
     rows = db.query("SELECT * FROM calibration_fits WHERE fitid = :fitid AND obsid = :obsid",
                     {"fitid": fitid, "obsid": obsid})
     return rows[0] if rows else None
+
+
+# One row per fit: its tile ids ascending, "solved" flags and X/Y phase_fit_quality as text lists
+# (numpy parses them; pg8000's float8[] decoding is slow). The (fitid, obsid) pairs drive an index
+# lookup per fit on calibration_solutions' primary key, so the cost follows the fits asked, not the table.
+_FIT_QUALITY_SQL = """
+    SELECT k.fitid, k.obsid,
+           string_agg(s.tileid::text, ',' ORDER BY s.tileid) AS tiles,
+           string_agg(CASE WHEN s.x_delay_m <> 'NaN'::float8 AND s.x_intercept <> 'NaN'::float8
+                            AND s.y_delay_m <> 'NaN'::float8 AND s.y_intercept <> 'NaN'::float8
+                           THEN '1' ELSE '0' END, ',' ORDER BY s.tileid) AS solved,
+           string_agg(coalesce(s.x_phase_fit_quality::text, 'NaN'), ',' ORDER BY s.tileid) AS xq,
+           string_agg(coalesce(s.y_phase_fit_quality::text, 'NaN'), ',' ORDER BY s.tileid) AS yq
+    FROM unnest(CAST(:fitids AS bigint[]), CAST(:obsids AS bigint[])) AS k(fitid, obsid)
+    JOIN calibration_solutions s ON s.fitid = k.fitid AND s.obsid = k.obsid
+    GROUP BY k.fitid, k.obsid
+"""
+
+
+def fit_qualities(fits: Iterable[tuple[int, int]]) -> dict[tuple[int, int], FitQuality]:
+    """The quality gates' facts of every (fitid, obsid) given, in one query; a fit without rows is left out.
+
+    Pass every fit of the window's calibrators: ``[(f.fitid, c.obsid) for c in cals for f in c.fits]``.
+    A tile is solved when its X and Y delay and intercept are all non-NaN (and not NULL).
+    """
+    pairs = sorted(set((int(f), int(o)) for f, o in fits))
+    if not pairs:
+        return {}
+    rows = db.query(_FIT_QUALITY_SQL, {"fitids": [f for f, _ in pairs], "obsids": [o for _, o in pairs]})
+
+    def floats(text: str) -> tuple[float, ...]:
+        return tuple(np.array(text.split(","), dtype=np.float64).tolist())
+
+    return {
+        (r["fitid"], r["obsid"]): FitQuality(
+            fitid=r["fitid"], obsid=r["obsid"], tiles=tuple(int(t) for t in r["tiles"].split(",")),
+            solved=tuple(v == "1" for v in r["solved"].split(",")),
+            x_phase_quality=floats(r["xq"]), y_phase_quality=floats(r["yq"]))
+        for r in rows
+    }

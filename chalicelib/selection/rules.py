@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from chalicelib.selection.gates import GateFigures, GateInput, gate_problem
+
 
 @dataclass(frozen=True)
 class Target:
@@ -57,6 +59,14 @@ class Criteria:
     any_gain: bool = False
     prefer_fitid: int | None = None
     need_fit: bool = True  # add_cal_request wants a calibrator to fit, not a fit
+    min_tile_fraction: float = 0.0  # quality gates (selection.gates); 0 = off
+    min_phase_quality: float = 0.0
+    correct_attenuation: bool = False  # any attenuation, the solution scaled to the target's (solutions.attenuation)
+
+    @property
+    def gated(self) -> bool:
+        """Whether a quality gate is on."""
+        return self.min_tile_fraction > 0 or self.min_phase_quality > 0
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,9 @@ class Rejection:
     obsid: int
     offset: int
     reason: str
+    code: str = ""  # beyond_window, after_target, attenuation, attenuation_unknown, channels, no_fit, all_fits_failed, gate
+    fitid: int | None = None  # set for a fit that failed a quality gate
+    figures: GateFigures | None = None
 
 
 @dataclass
@@ -101,25 +114,36 @@ def window(target: Target, criteria: Criteria) -> tuple[int, int]:
     return low, high
 
 
-def _reason(target: Target, cal: Calibrator, criteria: Criteria) -> str | None:
-    """Why this calibrator cannot serve the target, or None when it can."""
+def _check(target: Target, cal: Calibrator, criteria: Criteria) -> tuple[str, str] | None:
+    """(code, reason) this calibrator cannot serve the target, or None when it can."""
     offset = cal.obsid - target.obsid
     if abs(offset) > criteria.max_time_separation:
-        return f"starts {abs(offset)} s from the target, beyond max_time_separation"
+        return "beyond_window", f"starts {abs(offset)} s from the target, beyond max_time_separation"
     if offset > 0 and not criteria.allow_after:
-        return "starts after the target and allow_after=0"
-    if not criteria.any_gain and cal.gain_control_value != target.gain_control_value:
-        return (f"gain_control_value {cal.gain_control_value} differs from the target's "
-                f"{target.gain_control_value}")
+        return "after_target", "starts after the target and allow_after=0"
+    same_gain = cal.gain_control_value == target.gain_control_value
+    if criteria.correct_attenuation and not same_gain and None in (cal.gain_control_value,
+                                                                   target.gain_control_value):
+        return "attenuation_unknown", (f"gain_control_value {cal.gain_control_value} vs the target's "
+                                       f"{target.gain_control_value}: unknown, so it cannot be corrected")
+    if not (criteria.any_gain or criteria.correct_attenuation) and not same_gain:
+        return "attenuation", (f"gain_control_value {cal.gain_control_value} differs from the target's "
+                               f"{target.gain_control_value}")
     missing = sorted(set(target.channels) - set(cal.channels))
     if missing:
-        return f"does not cover the target's coarse channels {missing}"
+        return "channels", f"does not cover the target's coarse channels {missing}"
     if criteria.need_fit:
         if not cal.fits:
-            return "has no calibration fit"
+            return "no_fit", "has no calibration fit"
         if not any(f.any_good_tile for f in cal.fits):
-            return "every fit failed on every tile"
+            return "all_fits_failed", "every fit failed on every tile"
     return None
+
+
+def _reason(target: Target, cal: Calibrator, criteria: Criteria) -> str | None:
+    """Why this calibrator cannot serve the target, or None when it can."""
+    found = _check(target, cal, criteria)
+    return found[1] if found else None
 
 
 def _fit_order(fits: tuple[FitInfo, ...]) -> list[FitInfo]:
@@ -127,24 +151,39 @@ def _fit_order(fits: tuple[FitInfo, ...]) -> list[FitInfo]:
     return sorted((f for f in fits if f.any_good_tile), key=lambda f: (-f.ran_at, -f.fitid))
 
 
-def _cal_order(target: Target, cal: Calibrator) -> tuple[int, int]:
-    """Closest in time first; at equal distance the calibrator before the target."""
-    return abs(cal.obsid - target.obsid), cal.obsid
+def _cal_order(target: Target, cal: Calibrator, criteria: Criteria) -> tuple[int, bool, int]:
+    """Closest in time first; at equal distance (when correcting) the target's own attenuation, then the earlier."""
+    other_gain = criteria.correct_attenuation and cal.gain_control_value != target.gain_control_value
+    return abs(cal.obsid - target.obsid), other_gain, cal.obsid
 
 
-def select(target: Target, calibrators: list[Calibrator], criteria: Criteria) -> Selection:
-    """Rank every usable (calibrator, fit) for the target, best first, as get_cal_fits lists them."""
+def select(target: Target, calibrators: list[Calibrator], criteria: Criteria,
+           gates: GateInput | None = None) -> Selection:
+    """Rank every usable (calibrator, fit) for the target, best first, as get_cal_fits lists them.
+
+    With a quality gate on, ``gates`` holds the fits' facts; a fit failing a gate becomes a
+    rejection (code ``gate``) naming the fit, the gate and its figures, in ranking order.
+    """
+    if criteria.gated and gates is None:
+        raise ValueError("the quality gates need the fits' quality facts (GateInput)")
     out = Selection()
-    for cal in sorted(calibrators, key=lambda c: _cal_order(target, c)):
+    for cal in sorted(calibrators, key=lambda c: _cal_order(target, c, criteria)):
         offset = abs(cal.obsid - target.obsid)
-        reason = _reason(target, cal, criteria)
-        if reason:
-            out.rejected.append(Rejection(cal.obsid, offset, reason))
+        found = _check(target, cal, criteria)
+        if found:
+            out.rejected.append(Rejection(cal.obsid, offset, found[1], code=found[0]))
             continue
         if not criteria.need_fit:
             out.candidates.append(Candidate(cal, None, offset))
             continue
-        out.candidates.extend(Candidate(cal, fit, offset) for fit in _fit_order(cal.fits))
+        for fit in _fit_order(cal.fits):
+            figures = gates.figures(fit.fitid, cal.obsid) if criteria.gated else None
+            problem = gate_problem(figures, criteria.min_tile_fraction, criteria.min_phase_quality) if figures else None
+            if problem:
+                out.rejected.append(Rejection(cal.obsid, offset, f"fit {fit.fitid} {problem}", code="gate",
+                                              fitid=fit.fitid, figures=figures))
+            else:
+                out.candidates.append(Candidate(cal, fit, offset))
     if criteria.prefer_fitid is not None:
         preferred = [c for c in out.candidates if c.fit and c.fit.fitid == criteria.prefer_fitid]
         out.candidates = preferred + [c for c in out.candidates if c not in preferred]
@@ -165,4 +204,21 @@ def prefer_problem(target: Target, calibrators: list[Calibrator], criteria: Crit
                     return f"fit {fitid} is of calibrator {cal.obsid}, which {reason}"
                 if not fit.any_good_tile:
                     return f"fit {fitid} failed on every tile"
+                gated = [r for r in selection.rejected if r.fitid == fitid and r.obsid == cal.obsid]
+                if gated:
+                    return gated[0].reason
     return f"fit {fitid} is not a fit of any calibrator within the search window"
+
+
+def nearest_rejected(selection: Selection) -> dict | None:
+    """The 404's ``nearest_rejected``: the best-ranked fit a gate removed (with its figures), else the nearest rejection."""
+    gated = [r for r in selection.rejected if r.code == "gate"]
+    r = gated[0] if gated else (selection.rejected[0] if selection.rejected else None)
+    if r is None:
+        return None
+    body = {"cal_id": r.obsid, "offset": r.offset, "reason": r.reason}
+    if r.fitid is not None:
+        body["fitid"] = r.fitid
+    if r.figures is not None:
+        body.update(r.figures.as_dict())
+    return body
