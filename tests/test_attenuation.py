@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from chalicelib.jones import SolutionArrays, rebuild_jones
+from chalicelib.solutions.rebuild import SolutionArrays, rebuild_jones
 from chalicelib.selection.rules import Calibrator, Criteria, FitInfo, Target, select
 from chalicelib.solutions.attenuation import attenuation_factor, correct_jones, correct_rows
 

@@ -9,11 +9,12 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from chalicelib.jones import SolutionArrays, rebuild_jones
+from chalicelib.solutions.rebuild import SolutionArrays, rebuild_jones
 from chalicelib.selection.gates import FitQuality, GateInput
 from chalicelib.selection.rules import Calibrator, Criteria, FitInfo, Target, select
-from chalicelib.solutions.interpolate import (choose_sides, combine_jones, cut_channels, interpolate_rows,
-                                              reference_phase, weight)
+from chalicelib.selection.sides import choose_sides
+from chalicelib.solutions.interpolate import (combine_jones, cut_channels, interpolate_rows, reference_phase,
+                                              weight)
 
 C = 299792458.0
 NAN = math.nan
@@ -242,7 +243,7 @@ def test_a_gated_calibrator_is_skipped_for_the_next_qualifying_one():
 
 def test_database_rows_interpolate_into_the_solution_zips_jones(clean_db):
     from chalicelib.db import selection as queries
-    from chalicelib.solution_zip import assemble
+    from chalicelib.solutions.rebuild import assemble
     from tests.factories import fit as fit_row
     from tests.factories import observation, seed, solution_rows, tiles
 

@@ -1,7 +1,7 @@
 """Why this solution: the search, every calibrator and fit looked at, the choice, and the fate of every target tile.
 
 :func:`explain` runs the same rules as the service (``rules.select`` with the gates,
-``interpolate.choose_sides``) on plain records and returns one JSON-able dict::
+``sides.choose_sides``) on plain records and returns one JSON-able dict::
 
     {
       "target":   {"obs_id": int, "channels": [int], "gain_control_value": float | null,
@@ -59,9 +59,9 @@ from collections.abc import Mapping, Sequence
 from chalicelib.selection.gates import FitQuality, GateInput
 from chalicelib.selection.rules import (Calibrator, Candidate, Criteria, Selection, Target, nearest_rejected,
                                         select, window)
-from chalicelib.solution import TileInfo
+from chalicelib.solutions import TileInfo
 from chalicelib.solutions.attenuation import attenuation_factor
-from chalicelib.solutions.interpolate import Sides, choose_sides
+from chalicelib.selection.sides import Sides, choose_sides
 
 
 def explain(target: Target, tiles: Sequence[TileInfo], calibrators: Sequence[Calibrator], criteria: Criteria,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chalicelib.solution import TileInfo
+from chalicelib.solutions import TileInfo
 
 
 @dataclass(frozen=True)

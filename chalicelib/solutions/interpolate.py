@@ -24,7 +24,7 @@ On ``calibration_solutions`` rows (:func:`interpolate_rows`), per tile and pol (
   both fits (its delay and intercept are 0) nothing changes.
 
 Gains travel in the channel order of the target (:func:`cut_channels` first), so the rows feed
-``solution_zip.assemble`` / ``jones.rebuild_jones`` unchanged.
+``solutions.rebuild.assemble`` / ``rebuild_jones`` unchanged.
 
 For Jones read from solution files (:func:`combine_jones`), each side is first divided by its
 own reference tile's phase, per channel and pol, ``J' = J . diag(u_x, u_y)^H`` with
@@ -38,25 +38,13 @@ other side's; both NaN gives NaN.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from chalicelib.selection.rules import Candidate, Target
-
 POLS = ("x", "y")
 GAIN_TERMS = ("gains", "gains_pol0", "gains_pol1")
 ARRAY_COLUMNS = tuple(f"{p}_{g}" for p in POLS for g in GAIN_TERMS)
-
-
-@dataclass(frozen=True)
-class Sides:
-    """The two (calibrator, fit) a target's solution is interpolated from, and the weight on the one before."""
-
-    before: Candidate
-    after: Candidate
-    weight: float  # w on ``before``; 1 - w on ``after``
 
 
 def weight(t: float, t_before: float, t_after: float) -> float:
@@ -64,27 +52,6 @@ def weight(t: float, t_before: float, t_after: float) -> float:
     if not t_before < t < t_after:
         raise ValueError(f"the target start {t} must lie strictly between {t_before} and {t_after}")
     return (t_after - t) / (t_after - t_before)
-
-
-def choose_sides(target: Target, candidates: Sequence[Candidate]) -> Sides | None:
-    """The nearest candidate calibrator strictly before and strictly after the target, each with its best fit.
-
-    ``candidates`` are ranked (``rules.select``: every rule and gate passed, best first); a
-    calibrator's fit is its first in that order. None -- serve the normal (nearest) answer --
-    when one side has no candidate, or a calibrator starts at the target's own start.
-    """
-    fitted = [c for c in candidates if c.fit is not None]
-    if any(c.calibrator.obsid == target.obsid for c in fitted):
-        return None
-    before = [c for c in fitted if c.calibrator.obsid < target.obsid]
-    after = [c for c in fitted if c.calibrator.obsid > target.obsid]
-    if not before or not after:
-        return None
-    t_b = max(c.calibrator.obsid for c in before)
-    t_a = min(c.calibrator.obsid for c in after)
-    b = next(c for c in before if c.calibrator.obsid == t_b)
-    a = next(c for c in after if c.calibrator.obsid == t_a)
-    return Sides(before=b, after=a, weight=weight(target.obsid, t_b, t_a))
 
 
 def cut_channels(rows: Sequence[Mapping[str, Any]], cal_channels: Sequence[int],
