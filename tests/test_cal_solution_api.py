@@ -15,6 +15,7 @@ from chalice.test import Client
 from chalicelib import db
 from chalicelib.formats.metafits import calibdata_rows, fit_from_metafits, observation_from_metafits, read_metafits
 from tests.factories import fit, observation, seed, solution_rows, tiles
+from tests.flag_script import tiles_flagged
 from tests.mwa_files import mwa_file
 
 C = 299792458.0
@@ -67,7 +68,7 @@ def read_bin(data: bytes):
     return values[..., 0] + 1j * values[..., 1], start, end
 
 
-def test_real_fit_rebuilt_bin_matches_calibdata(client, real_fit):
+def test_real_fit_rebuilt_bin_matches_calibdata(client, real_fit, tmp_path):
     z = fetch_zip(client, f"/calib/get_cal_solution?obs_id={REAL_TARGET}")
     assert sorted(z.namelist()) == sorted([f"{REAL_CAL}.bin", f"{REAL_TARGET}_flagged_tiles.txt",
                                            f"{REAL_TARGET}_flags.py"])
@@ -110,8 +111,7 @@ def test_real_fit_rebuilt_bin_matches_calibdata(client, real_fit):
     assert listed == flagged_expected
     script = z.read(f"{REAL_TARGET}_flags.py").decode()
     names = {int(a): n.strip() for a, n in zip(tiledata["Antenna"], tiledata["TileName"])}
-    for ant in flagged_expected:
-        assert f"antenna={names[ant]!r}" in script
+    assert tiles_flagged(script, list(names.values()), tmp_path) == [names[a] for a in flagged_expected]
 
 
 T0 = 1_400_000_000
