@@ -23,15 +23,19 @@ chalicelib/, chalice/) are never touched. tests/test_deploy_package_contents.py 
 package and runs every module of the app, every plot and every file format from it with only the
 runtime's packages beside it.
 
-``--cache DIR`` (default ``.local/package-cache``) keeps chalice's dependency zip (its
-``.chalice/deployments``, one per requirements.txt) between builds, also of copies of the project
-(the packaging test): the first build downloads the Linux wheels from PyPI, a rebuild with the same
-requirements takes seconds. Delete the folder to fetch the newest versions the requirements allow.
+``--cache DIR`` (default ``.local/package-cache``) keeps chalice's zip, one per requirements.txt,
+between builds (also of copies of the project: the packaging test). The first build downloads the
+Linux wheels from PyPI (minutes); later ones put the app's current files into the cached zip
+(chalice's own ``inject_latest_app``) and need no network. Delete the folder to fetch the newest
+versions the requirements allow.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import io
 import os
 import re
 import shutil
@@ -172,24 +176,53 @@ def prune_zip(path: Path) -> PruneReport:
     return report
 
 
-def _restore_cache(cache: Path, project: Path) -> set[str]:
-    deployments = project / ".chalice" / "deployments"
-    deployments.mkdir(parents=True, exist_ok=True)
-    found = set()
-    for zipped in cache.glob("*.zip") if cache.is_dir() else ():
-        if not (deployments / zipped.name).exists():
-            shutil.copy2(zipped, deployments / zipped.name)
-        found.add(zipped.name)
-    return found
+def _chalice_packager():
+    """The packager ``chalice package`` uses (x86_64, the local interpreter's Lambda runtime)."""
+    from chalice.deploy.packager import DependencyBuilder, LambdaDeploymentPackager
+    from chalice.utils import UI, OSUtils
+
+    return LambdaDeploymentPackager(osutils=OSUtils(), dependency_builder=DependencyBuilder(OSUtils()), ui=UI())
 
 
-def _save_cache(cache: Path, project: Path, known: set[str]) -> None:
-    cache.mkdir(parents=True, exist_ok=True)
-    for zipped in (project / ".chalice" / "deployments").glob("*.zip"):
-        if zipped.name not in known:  # written atomically: parallel builds may share the cache
-            tmp = cache / f".{zipped.name}.{os.getpid()}.tmp"
-            shutil.copy2(zipped, tmp)
-            os.replace(tmp, cache / zipped.name)
+def _chalice_zip_name(project: Path) -> tuple[Path, str]:
+    """Where ``chalice package`` looks for (and keeps) its zip of this project, and the Lambda runtime it targets.
+
+    Chalice names it by a hash of requirements.txt *and the app's files*, so every change of the app
+    would download the dependencies again; the cache below is keyed by requirements.txt alone."""
+    from chalice.config import Config
+
+    runtime = Config().lambda_python_version
+    return Path(_chalice_packager().deployment_package_filename(str(project), runtime)), runtime
+
+
+def _cache_key(project: Path, runtime: str) -> str:
+    digest = hashlib.sha256((project / "requirements.txt").read_bytes() + runtime.encode()).hexdigest()[:20]
+    return f"deps-{digest}-{runtime}.zip"
+
+
+def _restore_cache(cache: Path, project: Path) -> tuple[Path, Path]:
+    """Put the cached zip for these requirements where chalice looks, with this app's files in it."""
+    target, runtime = _chalice_zip_name(project)
+    cached = cache / _cache_key(project, runtime)
+    if cached.exists() and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".restoring")
+        shutil.copy2(cached, tmp)
+        with contextlib.redirect_stdout(io.StringIO()):  # chalice's "Regen deployment package."
+            _chalice_packager().inject_latest_app(str(tmp), str(project))
+        os.replace(tmp, target)
+    return target, cached
+
+
+def _save_cache(target: Path, cached: Path) -> None:
+    """Keep chalice's zip for these requirements (written atomically: builds may run in parallel); drop its copy."""
+    if target.exists():
+        if not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+            shutil.copy2(target, tmp)
+            os.replace(tmp, cached)
+        target.unlink()  # one ~70 MB zip per version of the app would pile up in .chalice/deployments
 
 
 def chalice_package(project: Path, out: Path, *, stage: str = "prod", pkg_format: str = "cloudformation",
@@ -200,13 +233,13 @@ def chalice_package(project: Path, out: Path, *, stage: str = "prod", pkg_format
         args += ["--merge-template", ".chalice/resources.json"]
     run_env = dict(os.environ if env is None else env)
     run_env.setdefault("AWS_DEFAULT_REGION", DEFAULT_REGION)  # chalice needs a region, no credentials
-    known = _restore_cache(cache, project) if cache else set()
+    cached = _restore_cache(cache, project) if cache else None
     cmd = [sys.executable, "-c", "import sys; from chalice.cli import main; sys.exit(main())", *args, str(out)]
     proc = subprocess.run(cmd, cwd=project, env=run_env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"chalice package failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    if cache:
-        _save_cache(cache, project, known)
+    if cached:
+        _save_cache(*cached)
 
 
 def build(out: Path, *, project: Path = PROJECT_ROOT, stage: str = "prod", pkg_format: str = "cloudformation",
