@@ -34,7 +34,8 @@ os.environ.update(
     AWS_EXECUTION_ENV="AWS_Lambda_python3.12",
 )
 os.environ.pop("POWERTOOLS_TRACE_DISABLED", None)
-report: dict = {"imported": [], "failed": {}, "outside": [], "plots": {}, "files": {}, "errors": {}}
+report: dict = {"imported": [], "failed": {}, "outside": [], "plots": {}, "files": {}, "read_back": {},
+                "errors": {}}
 
 
 def app_modules() -> list[str]:
@@ -141,7 +142,10 @@ def _aocal():
     n_ant, n_chan = f.jones.shape[1:3]
     sol = solution_from(f.jones, [f"Tile{a:03d}" for a in range(n_ant)], range(n_ant),
                         [100e6 + 40e3 * c for c in range(n_chan)], [(f.start_time, f.end_time)], 1186438304)
-    save("aocal.bin", find("write_aocal")(sol))
+    written = find("write_aocal")(sol)
+    save("aocal.bin", written)
+    again = find("read_aocal")(written)
+    report["read_back"]["aocal"] = {"shape": list(again.jones.shape), "start": again.start_time}
 
 
 @step("hyperdrive and flags")
@@ -149,7 +153,11 @@ def _hyperdrive():
     h = find("read_hyperdrive")(fixtures / "1369821496" / "hyp_soln_1369821496_ch170_solutions.fits")
     sol = solution_from(h.jones, h.tile_names, h.tile_antennas.tolist(), h.chanblock_freqs,
                         [(float(s), float(e)) for s, e, _ in h.timeblocks], h.obsid)
-    save("hyperdrive.fits", find("write_hyperdrive")(sol))
+    written = find("write_hyperdrive")(sol)
+    save("hyperdrive.fits", written)
+    again = find("read_hyperdrive")(written)
+    report["read_back"]["hyperdrive"] = {"obsid": again.obsid, "shape": list(again.jones.shape),
+                                         "tile_names": again.tile_names}
     flagged = sol.flagged_antennas()
     save("flagged_tiles.txt", find("flagged_tiles_text")(flagged))
     save("flags.py", find("casa_flag_script")(h.obsid, [sol.tiles[a].name for a in flagged]))
@@ -167,6 +175,11 @@ def _metafits():
     save("metafits_applied.fits", find("apply_calibration_bytes")(path.read_bytes(), applied, rows, info.channels))
     observation = find("observation_from_metafits")(info)
     save("metafits_generated.fits", find("to_bytes")(find("generate_metafits")(observation)))
+    for name in ("metafits_applied.fits", "metafits_generated.fits"):
+        again = find("read_metafits")((out / name).read_bytes())
+        calib = getattr(again, "calib", None)
+        report["read_back"][name] = {"obsid": again.obsid, "tiles": len(again.tiles),
+                                     "fitid": find("fit_from_metafits")(again).fitid if calib else None}
     report["metafits"] = {"obsid": info.obsid, "tiles": len(info.tiles), "fitid": fit.fitid, "cal_obsid": fit.obsid}
 
 

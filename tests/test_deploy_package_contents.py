@@ -206,6 +206,13 @@ def test_each_file_format_writes_and_reads_from_the_package_alone(probe):
     with fits.open(out / "metafits_generated.fits") as gen:
         assert gen[0].header["GPSTIME"] == 1457904016 and len(gen["TILEDATA"].data) == n_inputs
     assert report["metafits"]["tiles"] * 2 == n_inputs == 512
+    # and each file written is read back by the package's own readers
+    back = report["read_back"]
+    assert back["aocal"]["shape"] == [1, 128, 256, 4]  # the fixture README's 128 antennas x 256 channels
+    assert back["hyperdrive"]["obsid"] == 1369821496 and back["hyperdrive"]["shape"] == list(a.shape[:3]) + [4]
+    assert back["hyperdrive"]["tile_names"] == names
+    assert back["metafits_applied.fits"] == {"obsid": 1457904016, "tiles": 256, "fitid": 1773831785589944}
+    assert back["metafits_generated.fits"] == {"obsid": 1457904016, "tiles": 256, "fitid": None}
     # zip: every file above, as written
     with zipfile.ZipFile(out / "bundle.zip") as zf:
         names_in_zip = sorted(zf.namelist())
