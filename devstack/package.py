@@ -2,7 +2,7 @@
 
     python -m devstack.package [--stage prod] [--pkg-format cloudformation|terraform] [--no-prune] OUT
 
-(``bin/package OUT`` is the same.) With its dependencies the package unzips to ~220 MB, against
+(``bin/package OUT`` is the same.) With its dependencies chalice's zip unzips to ~201 MiB, against
 Lambda's 250 MiB limit on a function's unzipped code. The prune step takes out, and only these:
 
 - ``runtime``: the distributions the Lambda Python runtime already provides (boto3, botocore,
