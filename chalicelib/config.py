@@ -40,6 +40,8 @@ class Settings:
     # callback retry schedule: first delay, doubling up to the cap (tests shorten them)
     callback_retry_base_s: float = 30.0
     callback_retry_max_s: float = 3600.0
+    db_ssl: bool = False  # TLS required, the server's certificate and host name verified (prod: RDS Proxy)
+    db_ssl_root_cert: str | None = None  # CA bundle to verify it with; None: the system's trust store
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -87,4 +89,6 @@ def settings() -> Settings:
         legacy_add_request=_flag("CALIB_LEGACY_ADD_REQUEST", True),
         callback_retry_base_s=float(_get("CALIB_CALLBACK_RETRY_BASE_S", "30")),
         callback_retry_max_s=float(_get("CALIB_CALLBACK_RETRY_MAX_S", "3600")),
+        db_ssl=_flag("CALIB_DB_SSL", False),
+        db_ssl_root_cert=_get("CALIB_DB_SSL_ROOT_CERT"),
     )

@@ -141,8 +141,8 @@ def _no_solution(exc: NotFound, query: Mapping[str, str] | None, obs: int, add_r
     if add_request and not settings().legacy_add_request:
         details["calibration_request"] = {
             "queued": False, "status": 403,
-            "message": "add_request is turned off on this service: request a fit with add_cal_request "
-                       "(it needs an API key)"}
+            "message": f"no calibration request was queued: add_request is turned off on this service; queue one "
+                       f"with /calib/add_cal_request?obs_id={obs}, sending your API key in the x-api-key header"}
     elif add_request:
         details["calibration_request"] = _queue_request(query, obs)
     return BadRequest(f"no calibration solution for observation {obs}: {exc.message}",

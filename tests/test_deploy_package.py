@@ -20,6 +20,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 CHALICE = PROJECT / ".chalice"
+README = (PROJECT / "README.md").read_text()
 REGION = "ap-southeast-2"
 
 SAM_IDS = {"api_handler": "APIHandler", "store_request": "StoreRequest", "on_cal_file": "OnCalFile",
@@ -351,7 +352,8 @@ def test_sam_every_reference_resolves(sam):
         deps = res.get("DependsOn", [])
         found.update([deps] if isinstance(deps, str) else deps)
     sam_generated = {"RestAPI.Stage", "RestAPI.Deployment"}
-    missing = {r for r in found if r not in sam["Resources"] and not r.startswith("AWS::") and r not in sam_generated}
+    declared = set(sam["Resources"]) | set(sam.get("Parameters", {}))
+    missing = {r for r in found if r not in declared and not r.startswith("AWS::") and r not in sam_generated}
     missing = {r for r in missing if r.split(".", 1)[0] not in sam["Resources"]}
     assert not missing
     for lid, res in sam["Resources"].items():
@@ -419,13 +421,34 @@ def _tf_strings(node) -> list[str]:
     return [node] if isinstance(node, str) else []
 
 
+def _is_override(name: str) -> bool:
+    """Terraform merges ``override.tf.json`` / ``*_override.tf.json`` into the blocks they name."""
+    return name == "override.tf.json" or name.endswith("_override.tf.json")
+
+
+def _tf_merged(docs: dict) -> dict[str, dict]:
+    """Every resource as Terraform sees it: the files' blocks, then the override files' attributes merged in."""
+    merged: dict[str, dict] = {}
+    for name in sorted(docs, key=_is_override):
+        for type_, items in docs[name].get("resource", {}).items():
+            for rname, block in items.items():
+                if _is_override(name):
+                    merged[type_][rname] = {**merged[type_][rname], **block}
+                else:
+                    merged.setdefault(type_, {})[rname] = block
+    return merged
+
+
 def test_terraform_overlay_adds_resources_and_every_reference_resolves(terraform):
     chalice_doc = terraform["chalice.tf.json"]
     overlay = {k: v for k, v in terraform.items() if k != "chalice.tf.json"}
     chalice_res = {f"{t}.{n}" for t, items in chalice_doc["resource"].items() for n in items}
-    for doc in overlay.values():
+    for name, doc in overlay.items():
         added = {f"{t}.{n}" for t, items in doc["resource"].items() for n in items}
-        assert not added & chalice_res  # an overlay adds, it never redefines chalice's resources
+        if _is_override(name):
+            assert added <= chalice_res  # an override file amends chalice's resources, it adds none
+        else:
+            assert not added & chalice_res  # an overlay adds, it never redefines chalice's resources
     resources, data = _tf_declared(terraform)
     for name, doc in terraform.items():
         texts = _tf_strings(doc.get("resource", {})) + _tf_strings(doc.get("output", {}))
@@ -439,10 +462,7 @@ def test_terraform_overlay_adds_resources_and_every_reference_resolves(terraform
 def test_terraform_declares_queues_notification_permission_and_api_key(terraform):
     from chalicelib.calrequests import REQUEST_QUEUE
 
-    merged: dict[str, dict] = {}
-    for doc in terraform.values():
-        for type_, items in doc.get("resource", {}).items():
-            merged.setdefault(type_, {}).update(items)
+    merged = _tf_merged(terraform)
     functions = merged["aws_lambda_function"]
     assert {f: functions[f]["function_name"] for f in LAMBDA_NAMES} == LAMBDA_NAMES
     queues = {q["name"]: (n, q) for n, q in merged["aws_sqs_queue"].items()}
@@ -474,3 +494,110 @@ def test_terraform_declares_queues_notification_permission_and_api_key(terraform
         assert policy == json.loads((CHALICE / file).read_text())
         assert functions[function]["tracing_config"] == {"mode": "Active"}
         assert functions[function]["vpc_config"]["subnet_ids"]
+
+
+# --- inside AWS's limits: database connections, concurrency, throttling, compression --------------
+
+def _reserved() -> dict[str, int]:
+    return {f: s["reserved_concurrency"] for f, s in _config()["stages"]["prod"]["lambda_functions"].items()}
+
+
+def test_sam_functions_reach_the_database_through_a_proxy_that_requires_tls(sam):
+    (proxy_id, proxy), = _resources(sam, "AWS::RDS::DBProxy").items()
+    props = proxy["Properties"]
+    assert props["EngineFamily"] == "POSTGRESQL" and props["RequireTLS"] is True
+    for function, lid in SAM_IDS.items():
+        env = sam["Resources"][lid]["Properties"]["Environment"]["Variables"]
+        assert env["CALIB_DB_HOST"] == {"Fn::GetAtt": [proxy_id, "Endpoint"]}, function
+        assert env["CALIB_DB_SSL"] == "1" and env["CALIB_DB_PORT"] == "5432", function
+    # the proxy logs in with the functions' own secrets (their names pinned by the ARN parameters)
+    params = sam["Parameters"]
+    used = {_prod_env(f)["CALIB_DB_PASSWORD_SECRET"] for f in SAM_IDS}
+    auth_params = [a["SecretArn"]["Ref"] for a in props["Auth"]]
+    assert all(a["AuthScheme"] == "SECRETS" for a in props["Auth"])
+    assert {re.search(r":secret:([\w/-]+)-\[", params[p]["AllowedPattern"]).group(1) for p in auth_params} == used
+    role = sam["Resources"][props["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "rds.amazonaws.com"}
+    (policy,) = role["Policies"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["secretsmanager:GetSecretValue"]
+    assert sorted(r["Ref"] for r in statement["Resource"]) == sorted(auth_params)
+    # the database it fronts is a parameter (a cluster or an instance)
+    (group,) = _resources(sam, "AWS::RDS::DBProxyTargetGroup").values()
+    assert group["Properties"]["DBProxyName"] == {"Ref": proxy_id}
+    targets = json.dumps([group["Properties"]["DBClusterIdentifiers"], group["Properties"]["DBInstanceIdentifiers"]])
+    assert '"Ref": "DatabaseClusterId"' in targets and '"Ref": "DatabaseInstanceId"' in targets
+
+
+def test_sam_the_proxy_bounds_its_database_connections_and_keeps_each_session_in_utc(sam):
+    (group,) = _resources(sam, "AWS::RDS::DBProxyTargetGroup").values()
+    pool = group["Properties"]["ConnectionPoolConfigurationInfo"]
+    assert 0 < pool["MaxConnectionsPercent"] <= 75  # room left for migrations, the pipelines, engineers
+    # a client waiting for a connection hears from the proxy before its own socket times out
+    assert pool["ConnectionBorrowTimeout"] < float(_prod_env("api_handler")["CALIB_DB_TIMEOUT_S"])
+    # SETs do not pin a session to one database connection; so every connection gets the app's SETs first
+    sets = {m for path in (PROJECT / "chalicelib").rglob("*.py")
+            for m in re.findall(r'\.run\(\s*"(SET [^"]+)"', path.read_text())}
+    assert sets == {"SET TIME ZONE 'UTC'"}
+    if "EXCLUDE_VARIABLE_SETS" in pool.get("SessionPinningFilters", []):
+        assert all(s in pool["InitQuery"] for s in sets)
+
+
+def test_sam_concurrency_is_reserved_per_function_and_the_api_stage_is_throttled_within_it(sam):
+    reserved = _reserved()
+    for function, lid in SAM_IDS.items():
+        assert sam["Resources"][lid]["Properties"]["ReservedConcurrentExecutions"] == reserved[function] >= 1
+    assert reserved["retry_callbacks"] == 1  # one sweep at a time
+    (method,) = sam["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    assert (method["ResourcePath"], method["HttpMethod"]) == ("/*", "*")
+    # API Gateway answers 429 before Lambda would throttle the API function
+    assert 0 < method["ThrottlingRateLimit"] and 0 < method["ThrottlingBurstLimit"] <= reserved["api_handler"]
+    # SQS never invokes more store_request copies than are reserved (throttled messages would count as receives)
+    (event,) = sam["Resources"]["StoreRequest"]["Properties"]["Events"].values()
+    assert 2 <= event["Properties"]["ScalingConfig"]["MaximumConcurrency"] <= reserved["store_request"]
+
+
+def test_readme_states_the_connection_bound_the_config_gives():
+    deploying = README.split("## Deploying to AWS", 1)[1].split("\n## ", 1)[0]
+    total = sum(_reserved().values())
+    assert re.search(rf"\b{total}\b[^.]*connections", deploying), total
+    assert "MaxConnectionsPercent" in deploying
+
+
+def test_sam_html_is_compressed_and_prod_asks_for_the_api_key_to_queue_fits(sam):
+    size = _config()["stages"]["prod"]["minimum_compression_size"]
+    assert sam["Resources"]["RestAPI"]["Properties"]["MinimumCompressionSize"] == size
+    assert 0 <= size <= 2048  # every summary page is larger
+    env = sam["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["CALIB_LEGACY_ADD_REQUEST"] == "0"
+    # dev (the local stack, chalice local, the test client) keeps the default: add_request=1 queues
+    assert "CALIB_LEGACY_ADD_REQUEST" not in _config()["stages"]["dev"]["environment_variables"]
+    from chalicelib.config import settings
+
+    assert "CALIB_LEGACY_ADD_REQUEST" in os.environ or settings().legacy_add_request is True
+
+
+def test_terraform_has_the_same_proxy_concurrency_throttling_and_compression(terraform):
+    merged = _tf_merged(terraform)
+    (proxy_name, proxy), = merged["aws_db_proxy"].items()
+    assert proxy["engine_family"] == "POSTGRESQL" and proxy["require_tls"] is True
+    secrets = {s["name"] for doc in terraform.values()
+               for s in doc.get("data", {}).get("aws_secretsmanager_secret", {}).values()}
+    assert secrets == {_prod_env(f)["CALIB_DB_PASSWORD_SECRET"] for f in SAM_IDS} and len(proxy["auth"]) == 2
+    (pool,) = merged["aws_db_proxy_default_target_group"].values()
+    assert 0 < pool["connection_pool_config"]["max_connections_percent"] <= 75
+    assert merged["aws_db_proxy_target"]
+    reserved = _reserved()
+    functions = merged["aws_lambda_function"]
+    for function in LAMBDA_NAMES:
+        env = functions[function]["environment"]["variables"]
+        assert env["CALIB_DB_HOST"] == f"${{aws_db_proxy.{proxy_name}.endpoint}}" and env["CALIB_DB_SSL"] == "1"
+        assert functions[function]["reserved_concurrent_executions"] == reserved[function]
+    (settings,) = [m["settings"] for m in merged["aws_api_gateway_method_settings"].values()
+                   if m["method_path"] == "*/*"]
+    assert 0 < settings["throttling_burst_limit"] <= reserved["api_handler"] and settings["throttling_rate_limit"] > 0
+    (mapping,) = merged["aws_lambda_event_source_mapping"].values()
+    assert 2 <= mapping["scaling_config"]["maximum_concurrency"] <= reserved["store_request"]
+    assert mapping["function_name"] == "${aws_lambda_function.store_request.arn}"  # amended, not replaced
+    (api,) = merged["aws_api_gateway_rest_api"].values()
+    assert api["minimum_compression_size"] == _config()["stages"]["prod"]["minimum_compression_size"]

@@ -9,6 +9,7 @@ plain Python before binding.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,12 +38,24 @@ def _password(cfg: Settings) -> str | None:
 
 
 def _key(cfg: Settings) -> tuple:
-    return (cfg.db_host, cfg.db_port, cfg.db_name, cfg.db_user, cfg.db_unix_sock)
+    return (cfg.db_host, cfg.db_port, cfg.db_name, cfg.db_user, cfg.db_unix_sock, cfg.db_ssl, cfg.db_ssl_root_cert)
+
+
+def _ssl_context(cfg: Settings) -> ssl.SSLContext | None:
+    """With ``CALIB_DB_SSL`` on, TLS that must verify the server's certificate and host name; else None.
+
+    None is pg8000's default: TLS when the server offers it, unverified, else plain text."""
+    if not cfg.db_ssl:
+        return None
+    return ssl.create_default_context(cafile=cfg.db_ssl_root_cert)
 
 
 def _open(cfg: Settings) -> pg8000.native.Connection:
     kwargs: dict[str, Any] = dict(user=cfg.db_user, database=cfg.db_name, timeout=cfg.db_timeout_s,
                                   password=_password(cfg), application_name="mwa-calib")
+    context = _ssl_context(cfg)
+    if context is not None:
+        kwargs["ssl_context"] = context
     if cfg.db_unix_sock:
         kwargs["unix_sock"] = cfg.db_unix_sock
     else:
