@@ -190,6 +190,8 @@ def form_value(dt: datetime) -> str:
     return to_awst(dt).strftime("%Y-%m-%dT%H:%M")
 
 
+_FORM_YEARS = (1980, 9998)  # the form's times: from the GPS epoch to a year datetime can still step past
+_LAST_FORM_GPS = datetime_to_gps(datetime(_FORM_YEARS[1] + 1, 1, 1, tzinfo=timezone.utc)) - 1
 _DATE_TIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?$"
 )
@@ -203,14 +205,14 @@ def parse_form_time(text: str, *, end: bool = False) -> int:
     A date alone means the start of that day, or for an ``end`` its last second (the day included);
     likewise a time without seconds is, for an ``end``, the last second of that minute. So a range
     shown in the form's minutes (``form_value``) reads back as the same range.
-    Raises ValueError with a readable message otherwise (a time before the GPS epoch included).
+    Raises ValueError with a readable message otherwise (before the GPS epoch or after 9998 included).
     """
     s = (text or "").strip()
     if not s:
         raise ValueError("a time is required")
     if s.isascii() and s.isdigit():  # str.isdigit() alone takes "²", which int() refuses
-        if len(s) > 12:
-            raise ValueError(f"{s[:20]!r} is too large for GPS seconds")
+        if len(s) > 12 or int(s) > _LAST_FORM_GPS:
+            raise ValueError(f"{s[:20]!r} is too large for GPS seconds (after the year {_FORM_YEARS[1]})")
         return int(s)
     m = _DATE_TIME.match(s)
     if not m:
@@ -222,6 +224,8 @@ def parse_form_time(text: str, *, end: bool = False) -> int:
         raise ValueError(f"{s[:40]!r} is not a valid date: {exc}") from None
     if dt < UNIX_EPOCH + timedelta(seconds=GPS_EPOCH_UNIX):
         raise ValueError(f"{s[:40]!r} is before the GPS epoch (1980-01-06 08:00 AWST)")
+    if dt.year > _FORM_YEARS[1]:
+        raise ValueError(f"{s[:40]!r} is after the year {_FORM_YEARS[1]}")
     if end and hh is None:
         return datetime_to_gps(dt + timedelta(days=1)) - 1
     if end and ss is None:

@@ -76,6 +76,17 @@ def test_summary_default_range_follows_the_pinned_clock(client, monkeypatch):
     assert doc.find("input", id="end").attrs["value"] == "2015-07-10T00:10"
 
 
+@pytest.mark.parametrize("query, field", [
+    ("start=1980-01-06T07:59&end=2015-07-10", "start"),  # before the GPS epoch (00:00 UTC)
+    ("start=2015-07-10&end=999999999999", "end"),  # a GPS count no date can show
+    ("start=2015-07-10&end=9999-12-31", "end"),
+])
+def test_summary_refuses_times_outside_gps_dates(client, query, field):
+    r = client.http.get(f"/calib/summary?{query}")
+    assert r.status_code == 400
+    assert field in fx.parse_html(r.body.decode()).find("p", "error").text()
+
+
 def test_fit_page_shows_the_utc_start(client):
     r = client.http.get(f"/calib/fit?fitid={FIT_2015}")
     assert r.status_code == 200
