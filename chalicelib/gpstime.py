@@ -3,7 +3,7 @@
 - An obsid is GPS seconds since 1980-01-06 00:00 UTC. GPS runs without leap seconds, so
   GPS - UTC grows by one at each IERS leap second: 18 s since 2017-01-01 (the last one so far),
   17 s in 2015-07 .. 2016-12, 16 s in 2012-07 .. 2015-06, and so on (``LEAP_SECONDS``). A fixed
-  offset is one second off for 2015-16 observations, two for 2012-15 ones.
+  18 s is one second off from 2015-07 to 2016-12, two from 2012-07 to 2015-06, and so on.
 - A leap second (23:59:60 UTC) has no Unix time and no ``datetime``: a GPS time inside one maps to
   the 00:00:00 that follows it, so GPS -> Unix never goes backwards; Unix -> GPS gives the one GPS
   time of that instant. GPS times before the GPS epoch (negative) are refused with ValueError.
