@@ -33,7 +33,6 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
-GPS_TO_UNIX = 315964782
 DAY_MS = 86_400_000
 STYLES = ("full", "Y-X", "tilemean", "recmean", "quality")
 
@@ -75,8 +74,8 @@ def run(repeat: int, rx_number: int | None, max_points: int) -> list[dict]:
     receivers = sql.receivers()
     rx = rx_number if rx_number is not None else receivers[len(receivers) // 2]
     hi = db.query("SELECT max(obsid) AS hi, min(obsid) AS lo FROM calibration_fits")[0]
-    end_ms = (hi["hi"] + GPS_TO_UNIX) * 1000 + 1000
-    first_ms = (hi["lo"] + GPS_TO_UNIX) * 1000
+    end_ms = rq.obsid_ms(hi["hi"]) + 1000
+    first_ms = rq.obsid_ms(hi["lo"])
     ranges = [("30 days", end_ms - 30 * DAY_MS), ("1 year", max(first_ms, end_ms - 365 * DAY_MS))]
     out = []
     with Client(app) as client:

@@ -15,7 +15,7 @@ as add_cal_request does; the 400 then says what was queued). The selection param
 get_cal_solution (max_time_separation, allow_after, prefer_fitid, nocache) are honoured too. The zip:
 ``<cal_id>.bin``, ``<obs_id>_flagged_tiles.txt``, ``<obs_id>_flags.py``, ``<obs_id>.metafits`` -- the
 observation's metafits (stored one from ``<metadata_prefix><obs_id>_metafits.fits`` in the products
-bucket, else generated from the database) with the fit applied (formats.metafits_out).
+bucket, else generated from the database) with the fit applied (formats.metafits_calib).
 
 get_calfile_for_calid: ``cal_id`` must be a calibrator observation with a fit; the zip holds
 ``<cal_id>.bin``, ``<cal_id>_flagged_tiles.txt``, ``<cal_id>_flags.py`` of its most recent fit (the
@@ -178,7 +178,7 @@ def metafits_key(obs: int) -> str:
 
 def target_metafits(obs: int, cand: Candidate, target_channels: Sequence[int], fine_chan_khz: int) -> bytes:
     """The target's metafits with the candidate's fit applied: the stored file, else one generated."""
-    from chalicelib.formats import metafits_out
+    from chalicelib.formats import metafits_calib, metafits_generate
     from chalicelib.formats.metafits import read_metafits
 
     cal, fit = cand.calibrator, cand.fit
@@ -186,7 +186,7 @@ def target_metafits(obs: int, cand: Candidate, target_channels: Sequence[int], f
     if not rows:
         raise NotFound(f"fit {fit.fitid} of calibrator {cal.obsid} has no solution rows")
     record = queries.fit_record(fit.fitid, cal.obsid) or {"fitid": fit.fitid, "obsid": cal.obsid}
-    applied = metafits_out.AppliedFit.from_record(record, target_obsid=obs, filename=fit.solution_key)
+    applied = metafits_calib.AppliedFit.from_record(record, target_obsid=obs, filename=fit.solution_key)
     fine_chan_hz = fine_chan_khz * 1e3
 
     source = storage.get_object(settings().products_bucket, metafits_key(obs))
@@ -197,7 +197,7 @@ def target_metafits(obs: int, cand: Candidate, target_channels: Sequence[int], f
             logger.warning("stored metafits unreadable; generating one", extra={"obs": obs, "error": str(exc)})
         else:
             failed = failed_tiles(rows, cal, info.tiles, info.channels, fine_chan_hz)
-            return metafits_out.apply_calibration_bytes(source, applied, rows, cal.channels, failed)
+            return metafits_calib.apply_calibration_bytes(source, applied, rows, cal.channels, failed)
 
     observation = queries.observation(obs)
     if observation is None:
@@ -208,8 +208,8 @@ def target_metafits(obs: int, cand: Candidate, target_channels: Sequence[int], f
         raise NotFound(f"no tile list is recorded for observation {obs} or its calibrator {cal.obsid}")
     channels = observation.channels or list(target_channels)
     failed = failed_tiles(rows, cal, tiles, channels, fine_chan_hz)
-    hdus = metafits_out.generate_metafits(observation, tiles)
-    return metafits_out.to_bytes(metafits_out.apply_calibration(hdus, applied, rows, cal.channels, failed))
+    hdus = metafits_generate.generate_metafits(observation, tiles)
+    return metafits_calib.to_bytes(metafits_calib.apply_calibration(hdus, applied, rows, cal.channels, failed))
 
 
 def failed_tiles(rows: Sequence[Mapping[str, Any]], cal: Calibrator, tiles: Sequence[TileInfo], channels: Sequence[int],

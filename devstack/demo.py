@@ -58,23 +58,21 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from chalicelib import gpstime
+from chalicelib.instrument import COARSE_CHAN_HZ
 from chalicelib.records import SOLUTION_COLUMNS, Fit, Observation, SolutionRow
 from chalicelib.solutions import TileInfo
 
 PROJECT = Path(__file__).resolve().parent.parent
 
-GPS_UNIX_OFFSET = 315964782  # Unix = GPS + this (leap seconds to date)
 DAY_S = 86400
-COARSE_HZ = 1.28e6
-MWA_LON_DEG = 116.67081524
-SIDEREAL_RATE = 1.00273790935
-UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+SIDEREAL_RATE = 1.00273790935  # sidereal hours per solar hour
 
 REAL_TARGET_OBSID = 1457904016
 REAL_CAL_OBSID = 1457865688
@@ -104,22 +102,13 @@ CALVIN_SOURCE_LIST = "GGSM_updated.fits"
 MWA_SOURCE_LIST = "srclist_pumav3_EoR0aegean_EoR1pietro+ForA.txt"
 
 
-def gps_to_datetime(gps: float) -> datetime:
-    return UNIX_EPOCH + timedelta(seconds=float(gps) + GPS_UNIX_OFFSET)
-
-
 def _utc_midnight_gps(gps: int) -> int:
-    unix = gps + GPS_UNIX_OFFSET
-    return unix - unix % DAY_S - GPS_UNIX_OFFSET
+    """The GPS time of the UTC midnight that starts the day of ``gps``."""
+    unix = gpstime.gps_to_unix(gps)
+    return gpstime.unix_to_gps(unix - unix % DAY_S)
 
 
 DEFAULT_END_GPS = _utc_midnight_gps(REAL_TARGET_OBSID) + 4 * DAY_S  # 2026-03-22 00:00 UTC
-
-
-def lst_hours(gps: float) -> float:
-    """Local sidereal time at the MWA (hours) for a GPS time (GMST series, good to ~1 s)."""
-    days = (gps + GPS_UNIX_OFFSET) / DAY_S + 2440587.5 - 2451545.0
-    return (18.697374558 + 24.06570982441908 * days + MWA_LON_DEG / 15.0) % 24.0
 
 
 def contiguous_channels(centre: int) -> list[int]:
@@ -355,7 +344,7 @@ def _build_model(rng: np.random.Generator, tiles: list[TileInfo], real_rows: dic
         return np.array([getattr(real_rows[t], attr) if t in real_rows else math.nan for t in ids], dtype=float)
 
     rdx, rdy, rix, riy = real("x_delay_m"), real("y_delay_m"), real("x_intercept"), real("y_intercept")
-    shape_real = _bandpass(np.asarray(real_channels) * COARSE_HZ)
+    shape_real = _bandpass(np.asarray(real_channels) * COARSE_CHAN_HZ)
 
     def level(attr: str) -> np.ndarray:
         out = np.full(n, math.nan)
@@ -448,7 +437,7 @@ class _Solver:
         day = int((t - self.start_gps) // DAY_S)
         rng = np.random.default_rng([self.seed, 1, spec.key])
         day_rng = np.random.default_rng([self.seed, 2, day])
-        nu = np.asarray(obs.channels, dtype=np.float64) * COARSE_HZ
+        nu = np.asarray(obs.channels, dtype=np.float64) * COARSE_CHAN_HZ
         k = nu.size
 
         day_d = day_rng.normal(0.0, 0.015, (2, n))
@@ -614,7 +603,7 @@ def generate(days: int = 30, seed: int = DEFAULT_SEED, n_tiles: int | None = Non
         picket_day = rng.random() < 0.15
         n_cal = int(rng.integers(cal_lo, cal_hi + 1))
         chosen = rng.choice(len(src_names), n_cal, replace=n_cal > len(src_names), p=src_weights)
-        lst0 = lst_hours(day0)
+        lst0 = gpstime.lst_hours(day0)
         plans = []
         for s in chosen:
             name = src_names[int(s)]
@@ -716,12 +705,12 @@ def _plan_fits(rng: np.random.Generator, observations: list[Observation], metas:
             while ("calvin", fid) in used:
                 fid += 1
             used.add(("calvin", fid))
-            return fid, UNIX_EPOCH + timedelta(microseconds=fid)
+            return fid, gpstime.fitid_to_datetime(fid)
         fid = int(unix)
         while ("mwa", fid) in used:
             fid += 1
         used.add(("mwa", fid))
-        return fid, UNIX_EPOCH + timedelta(seconds=fid)
+        return fid, gpstime.fitid_to_datetime(fid)
 
     def make(obs_i: int, creator: str, fid: int, when: datetime, kind: str = "normal") -> None:
         obs = observations[obs_i]
@@ -763,9 +752,9 @@ def _plan_fits(rng: np.random.Generator, observations: list[Observation], metas:
         if i == all_nan:
             creator = "calvin"
         last_stop = observations[span[-1]].stoptime
-        when_unix = last_stop + GPS_UNIX_OFFSET + math.exp(rng.uniform(math.log(180), math.log(4 * 3600)))
+        when_unix = gpstime.gps_to_unix(last_stop) + math.exp(rng.uniform(math.log(180), math.log(4 * 3600)))
         when_unix += rng.uniform(0, 1)
-        if when_unix > end + GPS_UNIX_OFFSET and i not in (forced_span, forced_refit, all_nan):
+        if when_unix > gpstime.gps_to_unix(end) and i not in (forced_span, forced_refit, all_nan):
             continue  # would be fitted after the end of the data: not yet
         fid, when = fitid_for(creator, when_unix)
         for j in span:
@@ -773,7 +762,7 @@ def _plan_fits(rng: np.random.Generator, observations: list[Observation], metas:
             covered.add(j)
         if i != all_nan and (i == forced_refit or rng.random() < 0.15):
             later = when_unix + rng.uniform(3600, 7 * DAY_S)
-            if later <= end + GPS_UNIX_OFFSET:
+            if later <= gpstime.gps_to_unix(end):
                 fid2, when2 = fitid_for("calvin", later)
                 make(i, "calvin", fid2, when2)
     return specs
@@ -858,9 +847,10 @@ def main(argv: list[str] | None = None) -> int:
     data = generate(days=args.days, seed=args.seed, n_tiles=args.tiles, end_gps=args.end_gps,
                     calibrators_per_day=tuple(args.calibrators_per_day))
     t1 = time.perf_counter()
+    first, last = gpstime.gps_to_datetime(data.start_gps), gpstime.gps_to_datetime(data.end_gps)
     print(f"[demo] generated {len(data.observations)} observations ({len(data.calibrators)} calibrators),"
-          f" {len(data.fits)} fits of {data.n_tiles} tiles, {gps_to_datetime(data.start_gps):%Y-%m-%d} .."
-          f" {gps_to_datetime(data.end_gps):%Y-%m-%d}, in {t1 - t0:.1f} s", flush=True)
+          f" {len(data.fits)} fits of {data.n_tiles} tiles, {first:%Y-%m-%d} .. {last:%Y-%m-%d},"
+          f" in {t1 - t0:.1f} s", flush=True)
     if args.generate_only:
         for i in range(len(data.fits)):
             data.fits.columns(i)

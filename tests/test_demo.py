@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 from astropy.io import fits as pyfits
 
-from chalicelib import db
-from chalicelib.formats.metafits import calibdata_rows, read_metafits
+from chalicelib import db, gpstime
+from chalicelib.formats.metafits import read_metafits
 from chalicelib.records import SOLUTION_COLUMNS
 from devstack import demo
 from tests.mwa_files import mwa_file
@@ -82,16 +82,37 @@ def test_month_includes_the_real_observations(data):
     assert [t.tile_id for t in cal.tiles] == [t.tile_id for t in target.tiles]
 
 
+# CALIBDATA column -> calibration_solutions column stem (x_ or y_ by the row's Pol)
+CALIBDATA_SCALARS = {"Calib_Delay": "delay_m", "intercept": "intercept", "phase_fit_quality": "phase_fit_quality",
+                     "gains_fit_quality": "gains_fit_quality"}
+CALIBDATA_ARRAYS = {"Calib_Gains": "gains", "gains_pol0": "gains_pol0", "gains_pol1": "gains_pol1"}
+
+
+def _calibdata():
+    """The real metafits' CALIBDATA table and header, read with astropy alone."""
+    with pyfits.open(mwa_file(str(REAL_TARGET), f"{REAL_TARGET}_metafits.fits")) as hdus:
+        return hdus["CALIBDATA"].data.copy(), hdus["CALIBDATA"].header.copy()
+
+
 def test_real_fit_is_the_calibdata(data, all_fits):
-    info = read_metafits(mwa_file(str(REAL_TARGET), f"{REAL_TARGET}_metafits.fits"))
+    table, header = _calibdata()
     real = [(f, rows) for f, rows in all_fits if f.fitid == REAL_FITID]
     assert len(real) == 1
     fit, rows = real[0]
-    assert (fit.obsid, fit.creator, fit.code_version) == (REAL_CAL, "calvin", "1.1.3")
-    assert fit.fit_time == info.calib.fit_time
-    expected = calibdata_rows(info)
-    assert len(rows) == 256
-    assert all(_same(getattr(a, c), getattr(b, c)) for a, b in zip(rows, expected) for c in SOLUTION_COLUMNS)
+    assert (fit.fitid, fit.obsid) == (header["CALFIT"], header["CALOBSID"]) == (REAL_FITID, REAL_CAL)
+    assert (fit.creator, fit.code_version) == (header["CALCRTR"], header["CALCDVER"]) == ("calvin", "1.1.3")
+    assert fit.fit_time == datetime.fromisoformat(header["CALDTIME"]) and fit.fit_time.tzinfo is not None
+    by_tile = {r.tileid: r for r in rows}
+    assert len(rows) == len(by_tile) == 256 == len(table) // 2
+    for cell in table:  # one CALIBDATA row per input: X and Y of each tile
+        row = by_tile[int(cell["Tile"])]
+        p = cell["Pol"].strip().lower() + "_"
+        for column, stem in CALIBDATA_SCALARS.items():
+            assert _same(getattr(row, p + stem), float(cell[column])), (cell["Tile"], column)
+        for column, stem in CALIBDATA_ARRAYS.items():
+            assert _same(getattr(row, p + stem), [float(v) for v in cell[column]]), (cell["Tile"], column)
+    # CALIBDATA has no residuals or chi^2: those stay empty
+    assert all(getattr(r, c) is None for r in rows for c in SOLUTION_COLUMNS if "chi2" in c or "sigma" in c)
     # the calibrator observation's flagged tiles are those the real fit could not solve
     cal = next(o for o in data.observations if o.obsid == REAL_CAL)
     assert {t.tile_id for t in cal.tiles if t.flagged} == {r.tileid for r in rows if _nan_row(r)}
@@ -148,7 +169,7 @@ def test_fits_both_creators_and_fitid_magnitudes(data):
     fits = data.fits.records
     creators = Counter(f.creator for f in fits)
     assert creators["calvin"] and creators["mwa"]
-    unix = lambda dt: (dt - demo.UNIX_EPOCH)  # noqa: E731
+    unix = lambda dt: (dt - datetime(1970, 1, 1, tzinfo=dt.tzinfo))  # noqa: E731
     for f in fits:
         if f.creator == "calvin":
             assert 1.5e15 < f.fitid < 2e15
@@ -169,7 +190,7 @@ def test_fit_times_follow_their_observations(data):
         span[f.fitid].append(by_id[f.obsid])
     for f in data.fits.records:
         last_stop = max(o.stoptime for o in span[f.fitid])
-        delay = (f.fit_time - demo.gps_to_datetime(last_stop)).total_seconds()
+        delay = (f.fit_time - gpstime.gps_to_datetime(last_stop)).total_seconds()
         assert 60 <= delay <= 8 * 86400, (f.fitid, delay)
         assert by_id[f.obsid].calibration
 
@@ -366,22 +387,18 @@ def test_seed_database_counts_and_values(clean_db, week):
 def test_seeded_real_fit_equals_calibdata(clean_db, week):
     assert week.real_included
     demo.seed_database(week)
-    with pyfits.open(mwa_file(str(REAL_TARGET), f"{REAL_TARGET}_metafits.fits")) as hdus:
-        table = hdus["CALIBDATA"].data.copy()
+    table, _header = _calibdata()
     rows = {r["tileid"]: r for r in db.query(
         "SELECT * FROM calibration_solutions WHERE fitid = :f AND obsid = :o", {"f": REAL_FITID, "o": REAL_CAL})}
     assert len(rows) == 256
     fit = db.query("SELECT * FROM calibration_fits WHERE fitid = :f", {"f": REAL_FITID})
     assert len(fit) == 1 and fit[0]["creator"] == "calvin" and fit[0]["code_version"] == "1.1.3"
-    scalars = {"Calib_Delay": "delay_m", "intercept": "intercept", "phase_fit_quality": "phase_fit_quality",
-               "gains_fit_quality": "gains_fit_quality"}
-    arrays = {"Calib_Gains": "gains", "gains_pol0": "gains_pol0", "gains_pol1": "gains_pol1"}
     for cell in table:
         row = rows[int(cell["Tile"])]
         p = cell["Pol"].strip().lower() + "_"
-        for column, stem in scalars.items():
+        for column, stem in CALIBDATA_SCALARS.items():
             assert _same(row[p + stem], float(cell[column])), (cell["Tile"], column)
-        for column, stem in arrays.items():
+        for column, stem in CALIBDATA_ARRAYS.items():
             assert _same(list(row[p + stem]), [float(v) for v in cell[column]]), (cell["Tile"], column)
 
 

@@ -8,7 +8,6 @@ expectation from the Python objects, not from the service's SQL).
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 from chalice.test import Client
@@ -74,37 +73,8 @@ def frames_of(client, *targets, **kw):
     return body
 
 
-def rows(frame: dict) -> list[tuple]:
-    return list(zip(*frame["data"]["values"]))
-
-
 def by_name(frames: list[dict]) -> dict[str, dict]:
     return {f["schema"]["name"]: f for f in frames}
-
-
-def _approx_rows(actual, expected):
-    assert len(actual) == len(expected), (actual, expected)
-    for a, e in zip(actual, expected):
-        assert a[0] == e[0]
-        for av, ev in zip(a[1:], e[1:]):
-            assert (av is None and ev is None) or av == pytest.approx(ev, rel=1e-12, abs=1e-15), (a, e)
-
-
-def _keep(v, clip=None):
-    if v is None or not math.isfinite(v) or (clip is not None and abs(v) > clip):
-        return None
-    return v
-
-
-def expected_tile_rows(data, rx, value, *, clip=None, two=True, **filters):
-    """{tile name: [(time, v...)]} from the written objects; value(row) -> tuple of values."""
-    out: dict[str, list[tuple]] = {}
-    for time_ms, _fitid, _obsid, t, row in gd.expected_points(data, rx, **filters):
-        vals = tuple(_keep(v, clip) for v in value(row))
-        out.setdefault(t.name, [])
-        if any(v is not None for v in vals):
-            out[t.name].append((time_ms, *vals))
-    return out
 
 
 # ---- health, CORS ------------------------------------------------------------------------------
@@ -227,75 +197,62 @@ def test_payload_options_rejects_what_it_cannot_answer(client, data, body, word)
 def test_full_style_is_x_and_y_per_tile_with_labels(client, data):
     frames = frames_of(client, gd.target("rec01", "A", style="full"))
     assert [f["schema"]["name"] for f in frames] == ["Tile011", "Tile012", "Tile013"]
-    expected = expected_tile_rows(data, 1, lambda r: (r.x_delay_m, r.y_delay_m))
+    expected = gd.expected_tile_rows(data, 1, lambda r: (r.x_delay_m, r.y_delay_m))
     for f in frames:
         s = f["schema"]
         assert s["refId"] == "A"
         assert [x["name"] for x in s["fields"]] == ["time", "X", "Y"]
         assert s["fields"][1]["config"]["unit"] == "lengthm"
-        _approx_rows(rows(f), expected[s["name"]])
+        gd.approx_rows(gd.rows(f), expected[s["name"]])
     labels = {f["schema"]["name"]: f["schema"]["fields"][1]["labels"] for f in frames}
     assert labels["Tile012"] == {"tile": "Tile012", "tileid": "12", "receiver": "rec01", "slot": "2"}
     assert labels["Tile013"]["slot"] == "3"
     f11 = by_name(frames)["Tile011"]
     # A has two fits: two points at A's time; FIT3 spans B and C: one point for each.
-    assert [t for t, *_ in rows(f11)] == [gd.ms(gd.A), gd.ms(gd.A), gd.ms(gd.B), gd.ms(gd.C)]
-    assert rows(f11)[0][2] is None  # its Y is NaN in FIT1: null, X kept
+    assert [t for t, *_ in gd.rows(f11)] == [gd.ms(gd.A), gd.ms(gd.A), gd.ms(gd.B), gd.ms(gd.C)]
+    assert gd.rows(f11)[0][2] is None  # its Y is NaN in FIT1: null, X kept
     # Tile013 is flagged (NaN) in B: no point at B's time.
-    assert gd.ms(gd.B) not in [t for t, *_ in rows(by_name(frames)["Tile013"])]
+    assert gd.ms(gd.B) not in [t for t, *_ in gd.rows(by_name(frames)["Tile013"])]
     # Tile012 moved to rec03 for C: its rec01 series stops at B.
-    assert [t for t, *_ in rows(by_name(frames)["Tile012"])] == [gd.ms(gd.A), gd.ms(gd.A), gd.ms(gd.B)]
+    assert [t for t, *_ in gd.rows(by_name(frames)["Tile012"])] == [gd.ms(gd.A), gd.ms(gd.A), gd.ms(gd.B)]
 
 
 def test_a_tile_that_moved_is_plotted_on_the_receiver_of_that_observation(client, data):
     frames = by_name(frames_of(client, gd.target("rec03", "B", style="full")))
     assert list(frames) == ["Tile031", "Tile032", "Tile012"]  # slot 1, 2, then 4
-    assert [t for t, *_ in rows(frames["Tile012"])] == [gd.ms(gd.C)]
+    assert [t for t, *_ in gd.rows(frames["Tile012"])] == [gd.ms(gd.C)]
     assert frames["Tile012"]["schema"]["fields"][1]["labels"]["slot"] == "4"
-    expected = expected_tile_rows(data, 3, lambda r: (r.x_delay_m, r.y_delay_m))
+    expected = gd.expected_tile_rows(data, 3, lambda r: (r.x_delay_m, r.y_delay_m))
     for name, f in frames.items():
-        _approx_rows(rows(f), expected[name])
+        gd.approx_rows(gd.rows(f), expected[name])
 
 
 def test_y_minus_x_style(client, data):
     frames = frames_of(client, gd.target("rec01", style="Y-X"))
-    expected = expected_tile_rows(data, 1, lambda r: (r.y_delay_m - r.x_delay_m,))
+    expected = gd.expected_tile_rows(data, 1, lambda r: (r.y_delay_m - r.x_delay_m,))
     assert len(frames) == 3
     for f in frames:
         assert [x["name"] for x in f["schema"]["fields"]] == ["time", "Y-X"]
-        _approx_rows(rows(f), expected[f["schema"]["name"]])
+        gd.approx_rows(gd.rows(f), expected[f["schema"]["name"]])
     # Tile011's first point (Y NaN) is skipped entirely.
-    assert len(rows(by_name(frames)["Tile011"])) == 3
+    assert len(gd.rows(by_name(frames)["Tile011"])) == 3
 
 
 def test_tilemean_style(client, data):
     frames = frames_of(client, gd.target("rec01", style="tilemean"))
-    expected = expected_tile_rows(data, 1, lambda r: ((r.x_delay_m + r.y_delay_m) / 2,))
+    expected = gd.expected_tile_rows(data, 1, lambda r: ((r.x_delay_m + r.y_delay_m) / 2,))
     for f in frames:
         assert [x["name"] for x in f["schema"]["fields"]] == ["time", "mean"]
-        _approx_rows(rows(f), expected[f["schema"]["name"]])
+        gd.approx_rows(gd.rows(f), expected[f["schema"]["name"]])
 
 
 def test_quality_style(client, data):
     frames = frames_of(client, gd.target("rec01", style="quality", clip="0.1"))
-    expected = expected_tile_rows(data, 1, lambda r: (r.x_phase_fit_quality, r.y_phase_fit_quality))
+    expected = gd.expected_tile_rows(data, 1, lambda r: (r.x_phase_fit_quality, r.y_phase_fit_quality))
     for f in frames:
         assert f["schema"]["fields"][1]["config"]["unit"] == "percentunit"
-        _approx_rows(rows(f), expected[f["schema"]["name"]])  # clip is in metres: not applied
-        assert all(0 <= v <= 1 for _, *vals in rows(f) for v in vals if v is not None)
-
-
-def _expected_recmean(data, rx, clip=None):
-    groups: dict[tuple, list] = {}
-    for time_ms, fitid, obsid, _t, row in gd.expected_points(data, rx):
-        groups.setdefault((time_ms, fitid, obsid), []).append(row)
-    out = []
-    for (time_ms, _fitid, _obsid), rs in sorted(groups.items()):
-        xs = [v for v in (_keep(r.x_delay_m, clip) for r in rs) if v is not None]
-        ys = [v for v in (_keep(r.y_delay_m, clip) for r in rs) if v is not None]
-        if xs or ys:
-            out.append((time_ms, sum(xs) / len(xs) if xs else None, sum(ys) / len(ys) if ys else None))
-    return out
+        gd.approx_rows(gd.rows(f), expected[f["schema"]["name"]])  # clip is in metres: not applied
+        assert all(0 <= v <= 1 for _, *vals in gd.rows(f) for v in vals if v is not None)
 
 
 def test_recmean_style_is_one_frame_of_the_mean_over_the_receivers_tiles(client, data):
@@ -304,31 +261,31 @@ def test_recmean_style_is_one_frame_of_the_mean_over_the_receivers_tiles(client,
     f = frames[0]
     assert f["schema"]["name"] == "rec01 mean" and f["schema"]["refId"] == "R"
     assert f["schema"]["fields"][1]["labels"] == {"receiver": "rec01"}
-    expected = _expected_recmean(data, 1)
-    _approx_rows(rows(f), expected)
-    assert len(rows(f)) == 4  # FIT1@A, FIT2@A, FIT3@B, FIT3@C
+    expected = gd.expected_recmean(data, 1)
+    gd.approx_rows(gd.rows(f), expected)
+    assert len(gd.rows(f)) == 4  # FIT1@A, FIT2@A, FIT3@B, FIT3@C
 
 
 def test_clip_drops_values_beyond_the_limit(client, data):
     frames = by_name(frames_of(client, gd.target("rec01", style="full", clip="1.5")))
-    expected = expected_tile_rows(data, 1, lambda r: (r.x_delay_m, r.y_delay_m), clip=1.5)
+    expected = gd.expected_tile_rows(data, 1, lambda r: (r.x_delay_m, r.y_delay_m), clip=1.5)
     for name, f in frames.items():
-        _approx_rows(rows(f), expected[name])
-        assert all(abs(v) <= 1.5 for _, *vals in rows(f) for v in vals if v is not None)
-    assert all(v != 25.0 for _, v, _y in rows(frames["Tile012"]))
+        gd.approx_rows(gd.rows(f), expected[name])
+        assert all(abs(v) <= 1.5 for _, *vals in gd.rows(f) for v in vals if v is not None)
+    assert all(v != 25.0 for _, v, _y in gd.rows(frames["Tile012"]))
     # recmean: the 25 m tile is left out of the mean, not the whole point
     f = frames_of(client, gd.target("rec01", style="recmean", clip="1.5"))[0]
-    _approx_rows(rows(f), _expected_recmean(data, 1, clip=1.5))
+    gd.approx_rows(gd.rows(f), gd.expected_recmean(data, 1, clip=1.5))
     unclipped = frames_of(client, gd.target("rec01", style="recmean"))[0]
-    assert rows(f)[0][1] != rows(unclipped)[0][1]
+    assert gd.rows(f)[0][1] != gd.rows(unclipped)[0][1]
 
 
 @pytest.mark.parametrize("clip", ["1.5", 1.5, "1.5 m"])
 def test_clip_as_string_or_number(client, data, clip):
     frames = frames_of(client, gd.target("rec01", payload={"style": "Y-X", "clip": clip}))
-    expected = expected_tile_rows(data, 1, lambda r: (r.y_delay_m - r.x_delay_m,), clip=1.5)
+    expected = gd.expected_tile_rows(data, 1, lambda r: (r.y_delay_m - r.x_delay_m,), clip=1.5)
     for f in frames:
-        _approx_rows(rows(f), expected[f["schema"]["name"]])
+        gd.approx_rows(gd.rows(f), expected[f["schema"]["name"]])
 
 
 def test_channel_and_source_filter_the_fits(client, data):
@@ -338,13 +295,13 @@ def test_channel_and_source_filter_the_fits(client, data):
              ({"source": "HydA", "channel": "145"}, {"sources": {"HydA"}, "channels": {145}})]
     for payload, filters in cases:
         frames = frames_of(client, gd.target("rec01", payload={"style": "full", **payload}))
-        expected = expected_tile_rows(data, 1, lambda r: (r.x_delay_m, r.y_delay_m), **filters)
-        got = {f["schema"]["name"]: rows(f) for f in frames}
+        expected = gd.expected_tile_rows(data, 1, lambda r: (r.x_delay_m, r.y_delay_m), **filters)
+        got = {f["schema"]["name"]: gd.rows(f) for f in frames}
         assert set(got) == set(expected), payload
         for name in got:
-            _approx_rows(got[name], expected[name])
+            gd.approx_rows(got[name], expected[name])
     frames = frames_of(client, gd.target("rec01", source="PicA"))
-    assert {t for f in frames for t, *_ in rows(f)} == {gd.ms(gd.B)}
+    assert {t for f in frames for t, *_ in gd.rows(f)} == {gd.ms(gd.B)}
     assert frames_of(client, gd.target("rec01", source="3C444")) == []
 
 
@@ -353,27 +310,27 @@ def test_empty_payload_means_full_with_no_filters(client, data):
         t = gd.target("rec01")
         t["payload"] = payload
         frames = frames_of(client, t)
-        expected = expected_tile_rows(data, 1, lambda r: (r.x_delay_m, r.y_delay_m))
+        expected = gd.expected_tile_rows(data, 1, lambda r: (r.x_delay_m, r.y_delay_m))
         assert len(frames) == 3
         for f in frames:
-            _approx_rows(rows(f), expected[f["schema"]["name"]])
+            gd.approx_rows(gd.rows(f), expected[f["schema"]["name"]])
 
 
 def test_code_mode_payload_string_and_template_variable_values(client, data):
     t = gd.target("rec01", payload='{"style": "Y-X", "source": "HydA", "channel": "121"}')
     t["editorMode"] = "code"
     frames = frames_of(client, t)
-    assert {t for f in frames for t, *_ in rows(f)} == {gd.ms(gd.A)}
+    assert {t for f in frames for t, *_ in gd.rows(f)} == {gd.ms(gd.A)}
     # Variables interpolated with Grafana's regex format arrive escaped; "All" with allValue ANY.
     frames = frames_of(client, gd.target("rec01", source="Hyd\\A", channel="$__all"))
-    assert {t for f in frames for t, *_ in rows(f)} == {gd.ms(gd.A), gd.ms(gd.C)}
+    assert {t for f in frames for t, *_ in gd.rows(f)} == {gd.ms(gd.A), gd.ms(gd.C)}
 
 
 def test_range_limits_points_to_observations_starting_inside_it(client, data):
     frames = frames_of(client, gd.target("rec01"), frm=gd.ms(gd.B), to=gd.ms(gd.C) - 1)
-    assert {t for f in frames for t, *_ in rows(f)} == {gd.ms(gd.B)}
+    assert {t for f in frames for t, *_ in gd.rows(f)} == {gd.ms(gd.B)}
     wide = frames_of(client, gd.target("rec01"), frm=gd.ms(gd.A), to=gd.ms(gd.D))
-    assert gd.ms(gd.D) in {t for f in wide for t, *_ in rows(f)}
+    assert gd.ms(gd.D) in {t for f in wide for t, *_ in gd.rows(f)}
 
 
 def test_several_targets_keep_their_ref_ids_and_hidden_ones_are_skipped(client, data):
@@ -394,9 +351,9 @@ def test_sources_target_is_one_table(client, data):
     assert [x["name"] for x in f["schema"]["fields"]] == ["source", "observations", "fitted", "first", "last"]
     assert [x["type"] for x in f["schema"]["fields"]] == ["string", "number", "number", "time", "time"]
     # In range: A, C, E observe HydA (E has no fit), B observes PicA; D is outside the range.
-    assert rows(f) == [("HydA", 3, 2, gd.ms(gd.A), gd.ms(gd.E)), ("PicA", 1, 1, gd.ms(gd.B), gd.ms(gd.B))]
+    assert gd.rows(f) == [("HydA", 3, 2, gd.ms(gd.A), gd.ms(gd.E)), ("PicA", 1, 1, gd.ms(gd.B), gd.ms(gd.B))]
     f = frames_of(client, gd.target("sources", payload={"channel": "145"}))[0]
-    assert rows(f) == [("HydA", 1, 1, gd.ms(gd.C), gd.ms(gd.C))]
+    assert gd.rows(f) == [("HydA", 1, 1, gd.ms(gd.C), gd.ms(gd.C))]
 
 
 def test_empty_range_answers_empty_frames_not_errors(client, data):
@@ -415,8 +372,8 @@ def test_max_data_points_averages_into_time_buckets(client, data):
     # 4 points for Tile011 (A, A, B, C); 2 buckets over [A, C]: {A, A, B} and {C}.
     frm, to = gd.ms(gd.A), gd.ms(gd.C)
     frames = by_name(frames_of(client, gd.target("rec01", style="tilemean"), frm=frm, to=to, max_points=2))
-    assert all(len(rows(f)) <= 2 for f in frames.values())
-    pts = expected_tile_rows(data, 1, lambda r: ((r.x_delay_m + r.y_delay_m) / 2,), hi_ms=to)["Tile013"]
+    assert all(len(gd.rows(f)) <= 2 for f in frames.values())
+    pts = gd.expected_tile_rows(data, 1, lambda r: ((r.x_delay_m + r.y_delay_m) / 2,), hi_ms=to)["Tile013"]
     assert len(pts) == 3  # A, A, C (NaN in B)
     width = (to - frm + 1) / 2
     buckets: dict[int, list] = {}
@@ -424,19 +381,19 @@ def test_max_data_points_averages_into_time_buckets(client, data):
         buckets.setdefault(min(1, int((t - frm) / width)), []).append((t, v))
     expected = [(round(sum(t for t, _ in b) / len(b)), sum(v for _, v in b) / len(b))
                 for _, b in sorted(buckets.items())]
-    _approx_rows(rows(frames["Tile013"]), expected)
+    gd.approx_rows(gd.rows(frames["Tile013"]), expected)
     frames = frames_of(client, gd.target("rec01"), max_points=1)
-    assert all(len(rows(f)) <= 1 for f in frames)
+    assert all(len(gd.rows(f)) <= 1 for f in frames)
 
 
 def test_adhoc_filters_on_source_channel_and_receiver(client, data):
     t = gd.target("rec01")
     frames = frames_of(client, t, adhocFilters=[{"key": "source", "operator": "=", "value": "PicA"}])
-    assert {x for f in frames for x, *_ in rows(f)} == {gd.ms(gd.B)}
+    assert {x for f in frames for x, *_ in gd.rows(f)} == {gd.ms(gd.B)}
     frames = frames_of(client, t, adhocFilters=[{"key": "channel", "operator": "!=", "value": "121"}])
-    assert {x for f in frames for x, *_ in rows(f)} == {gd.ms(gd.B), gd.ms(gd.C)}
+    assert {x for f in frames for x, *_ in gd.rows(f)} == {gd.ms(gd.B), gd.ms(gd.C)}
     frames = frames_of(client, t, filters=[{"key": "source", "operator": "=~", "value": "Hyd.*"}])
-    assert {x for f in frames for x, *_ in rows(f)} == {gd.ms(gd.A), gd.ms(gd.C)}
+    assert {x for f in frames for x, *_ in gd.rows(f)} == {gd.ms(gd.A), gd.ms(gd.C)}
     frames = frames_of(client, t, gd.target("rec03", "B"),
                        adhocFilters=[{"key": "receiver", "operator": "=", "value": "rec03"}])
     assert {f["schema"]["refId"] for f in frames} == {"B"}

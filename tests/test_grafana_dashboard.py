@@ -21,10 +21,16 @@ def dashboard() -> dict:
 
 
 @pytest.fixture
-def client(clean_db):
+def data(clean_db) -> gd.Data:
+    d = gd.build()
+    gd.seed(d)
+    return d
+
+
+@pytest.fixture
+def client(data):
     from app import app
 
-    gd.seed(gd.build())
     with Client(app) as c:
         yield c
 
@@ -58,7 +64,44 @@ def _interpolate(value, values: dict[str, str]):
     return re.sub(r"\$(\w+)", lambda m: values[m.group(1)], value)
 
 
-def test_variable_queries_and_panels_answer(client, dashboard):
+# What each receiver panel's style plots, per written row (metres, except quality).
+STYLE_VALUES = {
+    "full": lambda r: (r.x_delay_m, r.y_delay_m),
+    "Y-X": lambda r: (r.y_delay_m - r.x_delay_m,),
+    "tilemean": lambda r: ((r.x_delay_m + r.y_delay_m) / 2,),
+    "quality": lambda r: (r.x_phase_fit_quality, r.y_phase_fit_quality),
+}
+
+
+def _expected_frames(data: gd.Data, payload: dict, rx: int) -> dict[str, list[tuple]]:
+    """{frame name: rows} a receiver panel must show for its (interpolated) payload."""
+    clip = None if payload["clip"] == "None" else float(payload["clip"])
+    filters = {}
+    if payload["source"] != "ANY":
+        filters["sources"] = {payload["source"]}
+    if payload["channel"] != "ANY":
+        filters["channels"] = {int(payload["channel"])}
+    style = payload["style"]
+    if style == "recmean":
+        return {f"rec{rx:02d} mean": gd.expected_recmean(data, rx, clip, **filters)}
+    return gd.expected_tile_rows(data, rx, STYLE_VALUES[style], clip=None if style == "quality" else clip,
+                                 **filters)
+
+
+def _query(client, targets: list[dict]) -> list[dict]:
+    r = client.http.post("/calib/grafana/query", body=json.dumps(gd.query_body(*targets)),
+                         headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.body
+    return json.loads(r.body)
+
+
+def _clipped(rows: list[tuple], clip: float) -> list[tuple]:
+    """Rows with the values beyond the clip removed (a row with none left goes)."""
+    out = [(t, *[v if v is None or abs(v) <= clip else None for v in vs]) for t, *vs in rows]
+    return [r for r in out if any(v is not None for v in r[1:])]
+
+
+def test_variable_queries_and_panels_answer(client, data, dashboard):
     rng = {"from": gd.iso(gd.RANGE_FROM), "to": gd.iso(gd.RANGE_TO), "raw": {"from": "now-30d", "to": "now"}}
     variables = _variables(dashboard)
     first = {}
@@ -72,14 +115,36 @@ def test_variable_queries_and_panels_answer(client, dashboard):
         options = json.loads(r.body)
         assert options, name
         first[name] = options[0]["__value"]
+    beyond = {"0.5": 0, "2": 0}  # values the clip dropped, per clip
+    within = {"0.5": 0, "2": 0}
     for choice in ({"receiver": first["receiver"], "source": "ANY", "channel": "ANY", "clip": "None"},
                    {"receiver": first["receiver"], "source": first["source"], "channel": "ANY", "clip": "0.5"},
-                   {"receiver": first["receiver"], "source": "ANY", "channel": first["channel"], "clip": "2"}):
+                   {"receiver": first["receiver"], "source": "ANY", "channel": first["channel"], "clip": "2"},
+                   {"receiver": first["receiver"], "source": "ANY", "channel": "ANY", "clip": "2"}):
         for panel in dashboard["panels"]:
             targets = [{**t, "target": _interpolate(t["target"], choice), "payload": _interpolate(t["payload"], choice)}
                        for t in panel["targets"]]
-            r = client.http.post("/calib/grafana/query", body=json.dumps(gd.query_body(*targets)),
-                                 headers={"Content-Type": "application/json"})
-            assert r.status_code == 200, (panel["title"], r.body)
-            frames = json.loads(r.body)
+            frames = _query(client, targets)
             assert frames, panel["title"]
+            target = targets[0]
+            if target["target"] == "sources":
+                continue
+            # the frames hold exactly the written values that the panel's filters and clip keep
+            style = target["payload"]["style"]
+            expected = _expected_frames(data, target["payload"], int(target["target"][3:]))
+            got = {f["schema"]["name"]: gd.rows(f) for f in frames}
+            assert set(got) <= set(expected) and {n for n, v in expected.items() if v} <= set(got)
+            for name, frame_rows in got.items():
+                gd.approx_rows(frame_rows, expected[name])
+            if choice["clip"] == "None" or style in ("quality", "recmean"):
+                continue
+            # against the same panel unclipped: values beyond the clip dropped, those within kept
+            clip = float(choice["clip"])
+            unclipped = {f["schema"]["name"]: gd.rows(f) for f in _query(client, [
+                {**target, "payload": {**target["payload"], "clip": "None"}}])}
+            for name, frame_rows in unclipped.items():
+                assert got.get(name, []) == _clipped(frame_rows, clip), (panel["title"], name)
+                values = [abs(v) for _, *vs in frame_rows for v in vs if v is not None]
+                beyond[choice["clip"]] += sum(v > clip for v in values)
+                within[choice["clip"]] += sum(v <= clip for v in values)
+    assert all(beyond.values()) and all(within.values()), (beyond, within)  # both cases were exercised

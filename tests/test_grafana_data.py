@@ -11,17 +11,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
+import pytest
 
 from chalicelib import db
 from chalicelib.db import writes
 from chalicelib.records import Fit, Observation, SolutionRow
 from tests.factories import flat_row, tile
 
-GPS_TO_UNIX = 315964782
+GPS_TO_UNIX = 315964782  # GPS - UTC = 18 s: true for every obsid here (all after 2017-01-01)
 NAN = float("nan")
 
 
 def ms(obsid: int) -> int:
+    """An obsid's start as epoch ms (the observations here are all after the last leap second)."""
+    assert obsid >= 1167264018, "the fixed offset holds after 2017-01-01 only"
     return (obsid + GPS_TO_UNIX) * 1000
 
 
@@ -133,6 +136,52 @@ def expected_points(data: Data, rx: int, *, lo_ms: int = RANGE_FROM, hi_ms: int 
 
 def finite(v: float) -> bool:
     return v is not None and math.isfinite(v)
+
+
+def keep(v, clip=None):
+    """A value as the service should send it: None when NaN or beyond the clip."""
+    if v is None or not math.isfinite(v) or (clip is not None and abs(v) > clip):
+        return None
+    return v
+
+
+def expected_tile_rows(data: Data, rx: int, value, *, clip=None, **filters) -> dict[str, list[tuple]]:
+    """{tile name: [(time, v...)]} from the written objects; value(row) -> tuple of values."""
+    out: dict[str, list[tuple]] = {}
+    for time_ms, _fitid, _obsid, t, row in expected_points(data, rx, **filters):
+        vals = tuple(keep(v, clip) for v in value(row))
+        out.setdefault(t.name, [])
+        if any(v is not None for v in vals):
+            out[t.name].append((time_ms, *vals))
+    return out
+
+
+def expected_recmean(data: Data, rx: int, clip=None, **filters) -> list[tuple]:
+    """[(time, mean X, mean Y)] per (fit, observation): the mean of the tiles' values kept by the clip."""
+    groups: dict[tuple, list] = {}
+    for time_ms, fitid, obsid, _t, row in expected_points(data, rx, **filters):
+        groups.setdefault((time_ms, fitid, obsid), []).append(row)
+    out = []
+    for (time_ms, _fitid, _obsid), rs in sorted(groups.items()):
+        xs = [v for v in (keep(r.x_delay_m, clip) for r in rs) if v is not None]
+        ys = [v for v in (keep(r.y_delay_m, clip) for r in rs) if v is not None]
+        if xs or ys:
+            out.append((time_ms, sum(xs) / len(xs) if xs else None, sum(ys) / len(ys) if ys else None))
+    return out
+
+
+def rows(frame: dict) -> list[tuple]:
+    """A data frame's rows: (time, value...)."""
+    return list(zip(*frame["data"]["values"]))
+
+
+def approx_rows(actual: list[tuple], expected: list[tuple]) -> None:
+    """Same times, values equal to 1e-12 (None where None)."""
+    assert len(actual) == len(expected), (actual, expected)
+    for a, e in zip(actual, expected):
+        assert a[0] == e[0]
+        for av, ev in zip(a[1:], e[1:]):
+            assert (av is None and ev is None) or av == pytest.approx(ev, rel=1e-12, abs=1e-15), (a, e)
 
 
 # ---- request bodies, as Grafana 10/11 with simpod-json-datasource 0.6.x sends them -------------

@@ -364,11 +364,11 @@ def test_obsid_zips_are_cached_and_the_stored_metafits_gets_its_own(client, aws,
 
 def mo_generated_with_marker(obsid: int) -> bytes:
     """A stored metafits for the seeded target (generated, with a marker key to recognise it)."""
-    from chalicelib.formats import metafits_out
+    from chalicelib.formats import metafits_calib, metafits_generate
 
-    hdus = metafits_out.generate_metafits(_obs(obsid))
+    hdus = metafits_generate.generate_metafits(_obs(obsid))
     hdus[0].header["MARKER"] = "stored"
-    return metafits_out.to_bytes(hdus)
+    return metafits_calib.to_bytes(hdus)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Metafits with a calibration fit applied (formats.metafits_out): astropy and mwalib read them back."""
+"""Metafits with a calibration fit applied (formats.metafits_calib), on stored and generated
+(formats.metafits_generate) files: astropy and mwalib read them back."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from chalicelib.formats import metafits_out as mo
+from chalicelib.formats import metafits_calib as calib
+from chalicelib.formats import metafits_generate as gen
 from chalicelib.formats.metafits import calibdata_rows, fit_from_metafits, read_metafits
 from chalicelib.records import Observation
 from chalicelib.solutions import TileInfo
@@ -21,7 +23,7 @@ from tests.mwa_files import mwa_file
 
 REAL_TARGET = 1457904016
 CAL = 1_399_999_000
-FIT = mo.AppliedFit(fitid=1_700_000_000_123_456, cal_obsid=CAL, target_obsid=1_400_000_000, code_version="1.1.3",
+FIT = calib.AppliedFit(fitid=1_700_000_000_123_456, cal_obsid=CAL, target_obsid=1_400_000_000, code_version="1.1.3",
                     fit_time=datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=timezone.utc), creator="calvin",
                     fit_niter=3, fit_limit=0.0, filename="fits/x/hyp_soln.fits")
 
@@ -48,19 +50,32 @@ def _open_mwalib(data: bytes, tmp_path):
     return mwalib.MetafitsContext(str(path), None)
 
 
-def test_short_fit_id_and_gps_to_unix():
-    assert mo.short_fitid(1773831785589944) == 1773831785  # microseconds -> seconds, as CALFITID
-    assert mo.short_fitid(1_500_000_000) == 1_500_000_000  # old fit ids already fit in 32 bits
-    assert mo.gps_to_unix(1457904016) == 1773868798  # the real metafits' UNIXTIME
-    assert mo.gps_to_unix(1120493008) == 1120493008 + 315964800 - 17  # 2015, after the June leap second
+def test_short_fit_id():
+    assert calib.short_fitid(1773831785589944) == 1773831785  # microseconds -> seconds, as CALFITID
+    assert calib.short_fitid(1_500_000_000) == 1_500_000_000  # old fit ids already fit in 32 bits
+
+
+@pytest.mark.parametrize("obsid, date_obs, unixtime", [
+    (1457904016, "2026-03-18T21:19:58", 1773868798),  # the real 1457904016 metafits' DATE-OBS and UNIXTIME
+    (1120493008, "2015-07-09T16:03:11", 1436457791),  # 2015: GPS - UTC = 17 s
+    (1060000000, "2013-08-08T12:26:24", 1375964784),  # 2013: GPS - UTC = 16 s
+])
+def test_generated_metafits_times_count_the_leap_seconds(obsid, date_obs, unixtime):
+    """DATE-OBS / UNIXTIME / MJD of a generated file: a real metafits, and astropy's
+    Time(obsid, format='gps').utc for the older ones."""
+    h = gen.generate_metafits(factories.observation(obsid))[0].header
+    assert h["GPSTIME"] == obsid
+    assert h["DATE-OBS"] == date_obs == h["DATESTRT"]
+    assert h["UNIXTIME"] == unixtime
+    assert h["MJD"] == pytest.approx(unixtime / 86400 + 40587, abs=1e-9)
 
 
 def test_generated_metafits_opens_in_mwalib_with_the_fit(tmp_path):
     tiles = factories.tiles(8)
     rows = [_row(t.tile_id, k) for k, t in enumerate(tiles) if t.tile_id != 15]  # tile 15 missing from the fit
-    hdus = mo.apply_calibration(mo.generate_metafits(_obs(tiles=tiles)), FIT, rows, range(109, 133),
+    hdus = calib.apply_calibration(gen.generate_metafits(_obs(tiles=tiles)), FIT, rows, range(109, 133),
                                 failed_tiles={15})
-    data = mo.to_bytes(hdus)
+    data = calib.to_bytes(hdus)
 
     with fits.open(io.BytesIO(data)) as f:
         h = f[0].header
@@ -109,7 +124,7 @@ def test_gains_follow_the_files_channels_and_missing_channels_are_nan():
     cal_channels = list(range(57, 69)) + list(range(121, 133))  # picket fence, ascending
     rows = [_row(t.tile_id, k) for k, t in enumerate(tiles)]
     target_channels = [62, 121, 140]  # 140 is not a calibrator channel
-    hdus = mo.apply_calibration(mo.generate_metafits(_obs(channels=target_channels, tiles=tiles)), FIT, rows,
+    hdus = calib.apply_calibration(gen.generate_metafits(_obs(channels=target_channels, tiles=tiles)), FIT, rows,
                                 cal_channels)
     gains = hdus["CALIBDATA"].data["Calib_Gains"]
     assert gains.shape == (4, 3)
@@ -122,10 +137,10 @@ def test_real_metafits_rebuilt_from_its_own_fit_is_identical_and_keeps_every_hdu
     path = mwa_file(str(REAL_TARGET), f"{REAL_TARGET}_metafits.fits")
     info = read_metafits(path)
     f = fit_from_metafits(info)
-    fit = mo.AppliedFit(fitid=f.fitid, cal_obsid=f.obsid, target_obsid=REAL_TARGET, code_version=f.code_version,
+    fit = calib.AppliedFit(fitid=f.fitid, cal_obsid=f.obsid, target_obsid=REAL_TARGET, code_version=f.code_version,
                         fit_time=f.fit_time, creator=f.creator, fit_niter=f.fit_niter, fit_limit=f.fit_limit)
     rows = [asdict(r) for r in calibdata_rows(info)]
-    out = mo.apply_calibration_bytes(path.read_bytes(), fit, rows, info.channels, failed_tiles=())
+    out = calib.apply_calibration_bytes(path.read_bytes(), fit, rows, info.channels, failed_tiles=())
     with fits.open(path) as real, fits.open(io.BytesIO(out)) as ours:
         assert [h.name for h in ours] == [h.name for h in real]
         for name in ("VOLTAGEBEAMS", "SIGCHAINDATA", "ALTAZ"):
@@ -147,6 +162,6 @@ def test_real_metafits_rebuilt_from_its_own_fit_is_identical_and_keeps_every_hdu
 
 @pytest.mark.parametrize("mode", [None, "MWAX_CORRELATOR", "MWAX_VCS", "HW_LFILES"])
 def test_generated_modes_open_in_mwalib(tmp_path, mode):
-    hdus = mo.apply_calibration(mo.generate_metafits(_obs(mode=mode)), FIT, [_row(11, 0)], range(109, 133))
-    ctx = _open_mwalib(mo.to_bytes(hdus), tmp_path)
+    hdus = calib.apply_calibration(gen.generate_metafits(_obs(mode=mode)), FIT, [_row(11, 0)], range(109, 133))
+    ctx = _open_mwalib(calib.to_bytes(hdus), tmp_path)
     assert ctx.best_cal_obs_id == CAL

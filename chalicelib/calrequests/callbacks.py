@@ -37,10 +37,10 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib import db, observability
+from chalicelib import db, gpstime, observability
 from chalicelib.config import Settings, settings
 from chalicelib.db import requests as queries
 from chalicelib.errors import BadRequest
@@ -57,14 +57,13 @@ DEFAULT_BUDGET_S = 60.0
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, from the one clock (gpstime.now), so tests can pin it."""
+    return gpstime.now()
 
 
 def as_utc(value: datetime | None) -> datetime | None:
-    """An aware UTC datetime (a naive one is taken as UTC)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """An aware UTC datetime (a naive one is taken as UTC); None stays None."""
+    return None if value is None else gpstime.as_utc(value)
 
 
 def iso_utc(value: datetime) -> str:

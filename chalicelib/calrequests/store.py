@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib import db
+from chalicelib import db, gpstime
 from chalicelib.db import requests as queries
 from chalicelib.observability import logger
 from chalicelib.calrequests import callbacks
@@ -79,7 +79,7 @@ class QueuedRequest:
             raise BadMessage("message field callback_url must be a string")
         requested = doc.get("requested_at")
         try:
-            requested_at = callbacks.as_utc(datetime.fromisoformat(requested)) if requested else callbacks.utcnow()
+            requested_at = gpstime.parse_iso(requested) if requested else callbacks.utcnow()
         except (TypeError, ValueError):
             requested_at = callbacks.utcnow()
         return cls(request_key=key[:200], obs_id=_int("obs_id", True), cal_id=_int("cal_id", True),

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib import db
+from chalicelib.gpstime import fit_ran_sql
 
 _REQUEST_COLUMNS = (
     "id, cal_id, realtime, bulk_request, request_added_datetime, calibration_started_datetime,"
@@ -57,12 +58,9 @@ def latest_fit(tx: db.Transaction, cal_id: int) -> dict[str, Any] | None:
     request of this calibrator completed by a landed solutions file (before its ingest ran).
     """
     rows = tx.run(
-        """
+        f"""
         SELECT fitid, finished FROM (
-            SELECT f.fitid,
-                   COALESCE(f.fit_time,
-                            to_timestamp(CASE WHEN f.fitid > 100000000000 THEN f.fitid / 1e6
-                                              ELSE f.fitid END)) AS finished
+            SELECT f.fitid, {fit_ran_sql("f.fit_time", "f.fitid")} AS finished
             FROM calibration_fits f
             WHERE f.obsid = :cal
               AND EXISTS (SELECT 1 FROM calibration_solutions s

@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 
 from chalicelib import db
+from chalicelib.gpstime import fit_ran_sql
 
-# When the fit ran: fit_time, else the fitid (Unix seconds below 1e11, else microseconds).
-_RAN = ("COALESCE(f.fit_time, CASE WHEN f.fitid < 100000000000 THEN to_timestamp(f.fitid)"
-        " ELSE to_timestamp(f.fitid / 1000000.0) END)")
+_RAN = fit_ran_sql("f.fit_time", "f.fitid")  # when the fit ran: fit_time, else read from the fitid
 
 
 def fits_page(low_gps: int, high_gps: int, limit: int, offset: int) -> list[dict[str, Any]]:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from os import PathLike
 from typing import Any
 
 import numpy as np
 
 from chalicelib.formats.headers import header_text as _text
+from chalicelib.gpstime import parse_iso
 from chalicelib.records import Fit, Observation, SolutionRow
 from chalicelib.solutions import TileInfo
 
@@ -249,5 +250,4 @@ def _timestamp(value: object) -> datetime | None:
     text = _text(value)
     if text is None:
         return None
-    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    return parse_iso(text)

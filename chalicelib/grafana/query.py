@@ -1,6 +1,7 @@
 """POST /query: data frames of residual delays (or fit quality) per tile of a receiver.
 
-A point is one (fit, observation) in the range: time = the observation start (obsid GPS -> Unix ms).
+A point is one (fit, observation) in the range: time = the observation start (obsid GPS -> UTC, leap
+seconds counted, as Unix ms).
 Per style, for each tile of the receiver (its receiver and slot as in that observation):
 
 - ``full``      fields X, Y: x_delay_m, y_delay_m (m)
@@ -121,7 +122,7 @@ def receiver_frames(target: rq.Target, rng: rq.TimeRange, max_points: int | None
         raise BadRequest(f"unknown metric {target.metric!r}: no such receiver in the data",
                          parameter="target")
     points = np.array(rows, dtype=np.float64).reshape(-1, 6)  # None (NaN, missing) -> NaN
-    times = (points[:, OBSID].astype(np.int64) + rq.GPS_TO_UNIX) * 1000
+    times = _obsid_ms(points[:, OBSID].astype(np.int64))
     values = np.column_stack(style.value(points[:, A], points[:, B])) if len(points) else \
         np.empty((0, len(style.fields)))
     if style.clipped and p.clip is not None:
@@ -135,6 +136,12 @@ def receiver_frames(target: rq.Target, rng: rq.TimeRange, max_points: int | None
         downsample(s, max_points, rng)
         out.append(frame(s, target.ref_id, style.unit))
     return out
+
+
+def _obsid_ms(obsids: np.ndarray) -> np.ndarray:
+    """Observation start times as epoch ms (int64), converted once per distinct obsid."""
+    distinct, inverse = np.unique(obsids, return_inverse=True)
+    return np.array([rq.obsid_ms(o) for o in distinct.tolist()], dtype=np.int64)[inverse]
 
 
 def _tile_series(rec: str, points: np.ndarray, times: np.ndarray, values: np.ndarray,

@@ -13,13 +13,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
+from chalicelib import gpstime
 from chalicelib.errors import BadRequest
-
-GPS_TO_UNIX = 315964782
-"""Unix seconds = GPS seconds + this (the leap seconds to date); an obsid is GPS seconds."""
 
 MAX_BODY_CHARS = 1_000_000
 MAX_TEXT = 200
@@ -89,17 +86,17 @@ class TimeRange:
     @property
     def obsid_low(self) -> int:
         """The first obsid (GPS s) whose start time is in the range."""
-        return -(-self.from_ms // 1000) - GPS_TO_UNIX
+        return gpstime.first_gps_from_ms(self.from_ms)
 
     @property
     def obsid_high(self) -> int:
         """The last obsid (GPS s) whose start time is in the range."""
-        return self.to_ms // 1000 - GPS_TO_UNIX
+        return gpstime.last_gps_until_ms(self.to_ms)
 
 
 def obsid_ms(obsid: int) -> int:
-    """An observation's start time as Unix epoch milliseconds."""
-    return (int(obsid) + GPS_TO_UNIX) * 1000
+    """An observation's start time as Unix epoch milliseconds (GPS -> UTC with the leap seconds)."""
+    return gpstime.gps_to_unix_ms(obsid)
 
 
 MAX_ABS_MS = 10**14  # about year 5100: anything beyond is not a time Grafana sends
@@ -126,12 +123,10 @@ def _epoch_ms(value: Any, where: str) -> int:
     if re.fullmatch(r"\d{10,16}", text):
         return int(text)
     try:
-        when = datetime.fromisoformat(text)
+        when = gpstime.parse_iso(text)
     except ValueError:
         raise BadRequest(f"{where} must be an ISO 8601 time such as 2024-05-01T00:00:00.000Z, "
                          f"got {text[:40]!r}", parameter=where) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
     return round(when.timestamp() * 1000)
 
 

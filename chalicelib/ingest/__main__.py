@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -69,6 +68,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     out = stdout or sys.stdout
     from pg8000.exceptions import DatabaseError, InterfaceError
 
+    from chalicelib import gpstime
     from chalicelib.errors import DatabaseUnavailable
     from chalicelib.formats.metafits import observation_from_metafits, read_metafits
     from chalicelib.ingest.fit_inputs import load_fit_inputs
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     if missing:
         print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 1
-    fitid = args.fitid if args.fitid is not None else int(datetime.now(UTC).timestamp() * 1_000_000)
+    fitid = args.fitid if args.fitid is not None else int(gpstime.now().timestamp() * 1_000_000)
     t0 = time.perf_counter()
     try:
         info = read_metafits(args.metafits)

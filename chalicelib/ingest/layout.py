@@ -45,8 +45,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from chalicelib import gpstime
 
 PREFIX = "fits/"
 SUCCESS = "solutions"
@@ -140,10 +142,9 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        t = datetime.fromisoformat(value.strip())
+        return gpstime.parse_iso(value)
     except ValueError:
         return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 @dataclass(frozen=True)

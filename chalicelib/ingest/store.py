@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import db
+from chalicelib import db, gpstime
 from chalicelib.db import ingest as queries
 from chalicelib.db import writes
 from chalicelib.formats.headers import header_text as _text
@@ -61,7 +61,8 @@ class StoredFit:
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    """Now, from the one clock (gpstime.now)."""
+    return gpstime.now()
 
 
 def _number(value: Any, kind: type) -> Any:

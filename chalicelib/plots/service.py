@@ -33,13 +33,12 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import params, storage
+from chalicelib import gpstime, params, storage
 from chalicelib.config import settings
 from chalicelib.db import summary as sql
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.plain import plain
 from chalicelib.plots import KINDS
-from chalicelib.summary import timeconv
 from chalicelib.web import json_response, redirect
 
 CACHE_VERSION = "v1"
@@ -80,9 +79,9 @@ def context(kind: str, fitid: int, obsid: int | None) -> dict[str, Any]:
 
 
 def meta(ctx: Mapping[str, Any]) -> dict[str, Any]:
-    ran = timeconv.fit_ran_at(ctx.get("fit_time"), int(ctx["fitid"]))
+    ran = gpstime.fit_ran_at(ctx.get("fit_time"), int(ctx["fitid"]))
     return {"obsname": ctx.get("obsname"), "creator": ctx.get("creator"),
-            "ran_awst": timeconv.format_awst(ran, seconds=False)}
+            "ran_awst": gpstime.format_awst(ran, seconds=False)}
 
 
 def plot_data(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from chalicelib.gpstime import fitid_seconds
 from chalicelib.selection.gates import GateFigures, GateInput, gate_problem
 
 
@@ -100,11 +101,6 @@ class Selection:
     @property
     def best(self) -> Candidate | None:
         return self.candidates[0] if self.candidates else None
-
-
-def fitid_seconds(fitid: int) -> float:
-    """A fit id as Unix seconds: old ids are seconds (~1.5e9), current ones microseconds (~1.7e15)."""
-    return fitid / 1e6 if fitid > 1e11 else float(fitid)
 
 
 def window(target: Target, criteria: Criteria) -> tuple[int, int]:

@@ -8,14 +8,13 @@ tiles (which table a CSV holds; JSON gives both unless one is named).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from chalicelib import params
+from chalicelib import gpstime, params
 from chalicelib.db import summary as sql
 from chalicelib.errors import NotFound
-from chalicelib.summary import fitstats, page, timeconv
+from chalicelib.summary import fitstats, page
 
 FORMATS = ("html", "csv", "json")
 TABLES = ("receivers", "tiles")
@@ -27,15 +26,15 @@ def load(fitid: int) -> dict[str, Any]:
     if not obs_rows:
         raise NotFound(f"there is no calibration fit {fitid}", parameter="fitid")
     first = obs_rows[0]
-    ran = timeconv.fit_ran_at(first.get("fit_time"), fitid)
+    ran = gpstime.fit_ran_at(first.get("fit_time"), fitid)
     delays = sql.fit_delays(fitid)
     return {
         "fitid": fitid,
         "creator": first.get("creator") or "",
         "code_version": first.get("code_version") or "",
         "ran": ran,
-        "ran_awst": timeconv.format_awst(ran),
-        "ran_utc": ran.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "ran_awst": gpstime.format_awst(ran),
+        "ran_utc": gpstime.format_utc(ran),
         "niter_limit": page.niter_limit(first.get("fit_niter"), first.get("fit_limit")),
         "source_list": first.get("source_list") or "",
         "observations": [page.observation_entry(fitid, int(r["obsid"]), r.get("obsname")) for r in obs_rows],
@@ -93,8 +92,8 @@ def json_body(fit: dict[str, Any], table: str | None) -> dict[str, Any]:
         "fitid": fit["fitid"],
         "creator": fit["creator"],
         "code_version": fit["code_version"],
-        "fit_time": fit["ran"].astimezone(timezone.utc).isoformat(),
-        "fit_time_awst": timeconv.to_awst(fit["ran"]).isoformat(),
+        "fit_time": gpstime.as_utc(fit["ran"]).isoformat(),
+        "fit_time_awst": gpstime.to_awst(fit["ran"]).isoformat(),
         "observations": [{"obsid": o["obsid"], "obsname": o["obsname"]} for o in fit["observations"]],
         "units": "m",
     }

@@ -18,15 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from chalicelib import params
+from chalicelib import gpstime, params
 from chalicelib.config import settings
 from chalicelib.db import summary as sql
 from chalicelib.errors import BadRequest
-from chalicelib.summary import timeconv
 
 DEFAULT_DAYS = 7
 DEFAULT_PER_PAGE = 100
@@ -53,27 +52,27 @@ def parse_query(query: Mapping[str, str] | None, now: datetime | None = None) ->
     The form shows the range back in AWST minutes (whatever was sent: a date, a date-time or GPS
     seconds), so submitting it again asks for the same range.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or gpstime.now()
     raw_start = params.text(query, "start", max_length=64)
     raw_end = params.text(query, "end", max_length=64)
-    end_gps = _parse(raw_end if raw_end is not None else timeconv.form_value(now), "end", end=True)
+    end_gps = _parse(raw_end if raw_end is not None else gpstime.form_value(now), "end", end=True)
     if raw_start is not None:
         start_gps = _parse(raw_start, "start", end=False)
     else:
-        start_gps = _parse(timeconv.form_value(now - timedelta(days=DEFAULT_DAYS)), "start", end=False)
+        start_gps = _parse(gpstime.form_value(now - timedelta(days=DEFAULT_DAYS)), "start", end=False)
     if start_gps > end_gps:
         raise BadRequest("start must not be after end", parameter="start")
     page = params.integer(query, "page", default=1, minimum=1, maximum=1_000_000)
     per_page = params.integer(query, "per_page", default=DEFAULT_PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
     return SummaryQuery(start_gps=start_gps, end_gps=end_gps,
-                        start_text=timeconv.form_value(timeconv.gps_to_datetime(start_gps)),
-                        end_text=timeconv.form_value(timeconv.gps_to_datetime(end_gps)),
+                        start_text=gpstime.form_value(gpstime.gps_to_datetime(start_gps)),
+                        end_text=gpstime.form_value(gpstime.gps_to_datetime(end_gps)),
                         page=page, per_page=per_page, defaulted=raw_start is None and raw_end is None)
 
 
 def _parse(text: str, name: str, *, end: bool) -> int:
     try:
-        return timeconv.parse_form_time(text, end=end)
+        return gpstime.parse_form_time(text, end=end)
     except ValueError as exc:
         raise BadRequest(f"{name}: {exc}", parameter=name) from None
 
@@ -111,7 +110,7 @@ def observation_entry(fitid: int, obsid: int, obsname: str | None) -> dict[str, 
     return {
         "obsid": obsid,
         "obsname": obsname if obsname is not None else "(not in schedule)",
-        "obs_time_utc": timeconv.gps_to_datetime(obsid).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "obs_time_utc": gpstime.format_utc(gpstime.gps_to_datetime(obsid)),
         "solution_url": solution_url(obsid, fitid),
         "obs_url": observation_url(obsid),
         "plots": [{"kind": k, "url": plot_url(k, fitid, obsid)} for k in PLOT_KINDS],
@@ -125,15 +124,15 @@ def group_fits(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         fitid = int(r["fitid"])
         fit = fits.get(fitid)
         if fit is None:
-            ran = timeconv.fit_ran_at(r.get("fit_time"), fitid)
+            ran = gpstime.fit_ran_at(r.get("fit_time"), fitid)
             fit = fits[fitid] = {
                 "fitid": fitid,
                 "fit_url": fit_url(fitid),
                 "creator": r.get("creator") or "",
                 "code_version": r.get("code_version") or "",
                 "ran": ran,
-                "ran_awst": timeconv.format_awst(ran),
-                "ran_utc": ran.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                "ran_awst": gpstime.format_awst(ran),
+                "ran_utc": gpstime.format_utc(ran),
                 "niter_limit": niter_limit(r.get("fit_niter"), r.get("fit_limit")),
                 "observations": [],
             }
@@ -155,8 +154,8 @@ def summary_data(q: SummaryQuery) -> dict[str, Any]:
 
     return {
         "query": q,
-        "start_awst": timeconv.format_awst(timeconv.gps_to_datetime(q.start_gps), seconds=False),
-        "end_awst": timeconv.format_awst(timeconv.gps_to_datetime(q.end_gps), seconds=False),
+        "start_awst": gpstime.format_awst(gpstime.gps_to_datetime(q.start_gps), seconds=False),
+        "end_awst": gpstime.format_awst(gpstime.gps_to_datetime(q.end_gps), seconds=False),
         "fits": group_fits(rows),
         "total": total,
         "page": q.page,

@@ -1,4 +1,4 @@
-"""Writing metafits files with a calibration fit applied (the deprecated get_calfile_for_obsid).
+"""Applying a calibration fit to a metafits file (the deprecated get_calfile_for_obsid).
 
 "A metafits file with the calibration solution applied" (domain.md) means what the MWA's own
 metafits service writes today, as in the real fixture 1457904016: a CALIBDATA table with one row
@@ -9,16 +9,9 @@ metafits carried the delays and gains in TILEDATA columns Calib_Delay and Calib_
 written, so readers of either generation find them. Tiles whose solution failed are flagged in
 TILEDATA (Flag = 1 on both inputs), on top of any flag the file already had.
 
-Two entry points:
-
-* ``apply_calibration(hdus, fit, rows, cal_channels, failed_tiles)`` works on any metafits (the
-  observation's stored file from the products bucket, or a generated one) and returns a new HDUList;
-  every other HDU and header card is kept as it was.
-* ``generate_metafits(obs, ...)`` builds a metafits from the database rows of an observation when no
-  stored file exists. The database has no pointing, cable lengths, positions or correlator settings,
-  so those keys and columns are *synthetic*; ``SYNTHETIC_KEYS`` / ``SYNTHETIC_COLUMNS`` name them and
-  the file says so in its COMMENT cards. They are chosen so mwalib opens the file (zenith pointing,
-  MWAX correlator at 10 kHz / 0.5 s, tiles at the array centre, unit digital gains).
+``apply_calibration(hdus, fit, rows, cal_channels, failed_tiles)`` works on any metafits (the
+observation's stored file from the products bucket, or one ``metafits_generate`` built) and returns
+a new HDUList; every other HDU and header card is kept as it was.
 
 Values are written as float32 ('E'), the real files' type: CALIBDATA read back from such a file and
 seeded into the database reproduces the same file cell for cell.
@@ -32,35 +25,13 @@ import io
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from chalicelib.formats.metafits import parse_channels
-from chalicelib.records import Observation
-from chalicelib.solutions import TileInfo
-
-COARSE_CHAN_MHZ = 1.28
-GPS_UNIX_OFFSET = 315_964_800  # Unix seconds at the GPS epoch (1980-01-06), before leap seconds
-# (Unix time from which it holds, GPS - UTC in seconds): the IERS leap seconds since GPS began.
-_LEAPS_UNIX = (
-    (362_793_600, 1), (394_329_600, 2), (425_865_600, 3), (489_024_000, 4), (567_993_600, 5),
-    (631_152_000, 6), (662_688_000, 7), (709_948_800, 8), (741_484_800, 9), (773_020_800, 10),
-    (820_454_400, 11), (867_715_200, 12), (915_148_800, 13), (1_136_073_600, 14), (1_230_768_000, 15),
-    (1_341_100_800, 16), (1_435_708_800, 17), (1_483_228_800, 18),
-)
-MWA_LONGITUDE_DEG = 116.67081524
-MWA_LATITUDE_DEG = -26.70331940
-
-# Primary keys of a generated metafits that the database cannot supply (see module docstring).
-SYNTHETIC_KEYS = ("FINECHAN", "INTTIME", "NCHANS", "NSCANS", "NAV_FREQ", "RA", "DEC", "RAPHASE", "DECPHASE",
-                  "AZIMUTH", "ALTITUDE", "HA", "DELAYS", "CABLEDEL", "GEODEL", "CALIBDEL",
-                  "QUACKTIM", "RAWSCALE", "DERIPPLE", "OVERSAMP")
-SYNTHETIC_COLUMNS = ("Input", "Length", "North", "East", "Height", "Gains", "Delays", "Flavors")
-GENERATED_FINECHAN_KHZ = 10.0
-GENERATED_INTTIME_S = 0.5
-GENERATED_MODE = "MWAX_CORRELATOR"
+from chalicelib.gpstime import as_utc
 
 
 @dataclass(frozen=True)
@@ -89,10 +60,6 @@ class AppliedFit:
 def short_fitid(fitid: int) -> int:
     """CALFITID: the fit id, divided by 1e6 (to Unix seconds) when it does not fit in 32 bits."""
     return int(fitid) // 1_000_000 if int(fitid) > 2**31 - 1 else int(fitid)
-
-
-# ---------------------------------------------------------------------------------------------
-# Applying a fit
 
 
 def apply_calibration(hdus: Any, fit: AppliedFit, rows: Sequence[Mapping[str, Any]], cal_channels: Sequence[int],
@@ -210,8 +177,9 @@ def _per_channel(values: Any, pick: np.ndarray, n_cal: int, missing: float) -> n
     return out
 
 
-def _name_width(names: Sequence[str]) -> int:
-    return max([8, *(len(n) for n in names)])
+def tile_name_format(names: Sequence[str]) -> str:
+    """The FITS format of a TileName column holding these names (at least 8 characters, as real files)."""
+    return f"{max([8, *(len(n) for n in names)])}A"
 
 
 def _calibdata_hdu(tiledata: Any, t: _CalibTable, n_ch: int, fit: AppliedFit) -> Any:
@@ -221,7 +189,7 @@ def _calibdata_hdu(tiledata: Any, t: _CalibTable, n_ch: int, fit: AppliedFit) ->
     cols = [
         fits.Column(name="Antenna", format="I", array=np.asarray(tiledata["Antenna"], dtype=np.int16)),
         fits.Column(name="Tile", format="I", array=np.asarray(tiledata["Tile"], dtype=np.int16)),
-        fits.Column(name="TileName", format=f"{_name_width(names)}A", array=names),
+        fits.Column(name="TileName", format=tile_name_format(names), array=names),
         fits.Column(name="Pol", format="A", array=[str(p).strip() for p in tiledata["Pol"]]),
         fits.Column(name="Calib_Delay", format="E", unit="m", array=t.delay.astype(np.float32)),
         fits.Column(name="intercept", format="E", unit="rad", array=t.intercept.astype(np.float32)),
@@ -253,11 +221,7 @@ def _optional(header: Any, key: str, value: Any, comment: str) -> None:
 
 
 def _iso(stamp: datetime | None) -> str | None:
-    if stamp is None:
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    return stamp.astimezone(timezone.utc).isoformat()
+    return None if stamp is None else as_utc(stamp).isoformat()
 
 
 def _number(value: float | None) -> int | float | None:
@@ -287,132 +251,3 @@ def _tiledata_with_calib(tiledata: Any, t: _CalibTable, n_ch: int, failed_tiles:
     for key in [k for k in header if k.startswith(("TTYPE", "TFORM", "TUNIT", "TDIM", "TNULL", "TDISP"))]:
         del header[key]
     return fits.BinTableHDU.from_columns(cols, header=header, name="TILEDATA")
-
-
-# ---------------------------------------------------------------------------------------------
-# Generating a metafits from the database
-
-
-def gps_to_unix(gps: float) -> float:
-    """Unix seconds of a GPS time (leap seconds from the IERS table above)."""
-    leap = 0
-    for unix_from, offset in _LEAPS_UNIX:
-        if gps >= unix_from - GPS_UNIX_OFFSET + offset:
-            leap = offset
-    return gps + GPS_UNIX_OFFSET - leap
-
-
-def _lst_deg(unix: float) -> float:
-    """Local sidereal time at the MWA (degrees), from the GMST polynomial; good to ~1 s."""
-    jd = unix / 86400.0 + 2440587.5
-    d = jd - 2451545.0
-    t = d / 36525.0
-    gmst = 280.46061837 + 360.98564736629 * d + 0.000387933 * t * t - t ** 3 / 38710000.0
-    return (gmst + MWA_LONGITUDE_DEG) % 360.0
-
-
-def generate_metafits(obs: Observation, tiles: Sequence[TileInfo] | None = None) -> Any:
-    """A metafits HDUList (PRIMARY + TILEDATA) for an observation known only from the database.
-
-    ``tiles`` defaults to ``obs.tiles``. Keys named in SYNTHETIC_KEYS and columns in SYNTHETIC_COLUMNS
-    are not in the database: they are set to neutral values so readers (mwalib) open the file.
-    """
-    from astropy.io import fits
-
-    tiles = sorted(tiles if tiles is not None else obs.tiles, key=lambda t: t.antenna)
-    if not tiles:
-        raise ValueError(f"observation {obs.obsid} has no tiles to describe")
-    channels = sorted(int(c) for c in obs.channels)
-    if not channels:
-        raise ValueError(f"observation {obs.obsid} has no receiver channels")
-    n_ch = len(channels)
-    exposure = max(int(obs.stoptime) - int(obs.obsid), 0)
-    unix = gps_to_unix(obs.obsid)
-    start = datetime.fromtimestamp(unix, tz=timezone.utc)
-    lst = _lst_deg(unix)
-    nchans = int(round(n_ch * COARSE_CHAN_MHZ * 1000 / GENERATED_FINECHAN_KHZ))
-    quack = 3.0
-
-    h = fits.Header()
-    h["GPSTIME"] = (int(obs.obsid), "[s] GPS time of observation start")
-    h["EXPOSURE"] = (exposure, "[s] duration of observation")
-    h["FILENAME"] = (obs.obsname or "", "Name of observation")
-    h["MJD"] = (unix / 86400.0 + 40587.0, "[days] MJD of observation")
-    h["DATE-OBS"] = (start.strftime("%Y-%m-%dT%H:%M:%S"), "[UT] Date and time of observation")
-    h["LST"] = (lst, "[deg] LST")
-    h["HA"] = ("00:00:00.00", "[hours] hour angle of pointing center")
-    h["AZIMUTH"] = (0.0, "[deg] Azimuth of pointing center")
-    h["ALTITUDE"] = (90.0, "[deg] Altitude of pointing center")
-    h["RA"] = (lst, "[deg] RA of pointing center")
-    h["DEC"] = (MWA_LATITUDE_DEG, "[deg] Dec of pointing center")
-    h["RAPHASE"] = (lst, "[deg] RA of desired phase center")
-    h["DECPHASE"] = (MWA_LATITUDE_DEG, "[deg] DEC of desired phase center")
-    h["CABLEDEL"] = (0, "Cable delays applied (0 = none)")
-    h["GEODEL"] = (0, "Geometric delays applied (0 = none)")
-    h["CALIBDEL"] = (0, "Calibration delays applied (0 = none)")
-    h["ATTEN_DB"] = (_finite(obs.gain_control_value), "[dB] global analogue attenuation, in dB")
-    h["CREATOR"] = (obs.creator or "", "Observation creator")
-    h["PROJECT"] = (obs.projectid or "", "Project ID")
-    h["MODE"] = (obs.mode or GENERATED_MODE, "Observation mode")
-    h["RECVRS"] = (",".join(str(r) for r in sorted({t.rx for t in tiles})), "Active receivers")
-    h["DELAYS"] = (",".join(["0"] * 16), "Beamformer delays")
-    h["CALIBRAT"] = (bool(obs.calibration), "Intended for calibration")
-    h["CALIBSRC"] = (obs.calibrators or "", "Calibrator source")
-    h["CENTCHAN"] = (channels[n_ch // 2], "Center coarse channel")
-    h["CHANNELS"] = (",".join(str(c) for c in channels), "Coarse channels")
-    h["FINECHAN"] = (GENERATED_FINECHAN_KHZ, "[kHz] Fine channel width - correlator freq_res")
-    h["INTTIME"] = (GENERATED_INTTIME_S, "[s] Individual integration time")
-    h["NAV_FREQ"] = (int(GENERATED_FINECHAN_KHZ * 1000 / 200), "# of 200Hz chans avgd to make each fine chan")
-    h["NSCANS"] = (int(exposure / GENERATED_INTTIME_S), "Number of time instants in correlation products")
-    h["NINPUTS"] = (2 * len(tiles), "Number of inputs into the correlation products")
-    h["NCHANS"] = (nchans, "Number of (averaged) fine channels in spectrum")
-    h["BANDWDTH"] = (round(n_ch * COARSE_CHAN_MHZ, 6), "[MHz] Total bandwidth")
-    h["FREQCENT"] = (round((channels[0] + channels[-1]) / 2 * COARSE_CHAN_MHZ, 6),
-                     "[MHz] Center frequency of observation")
-    h["DERIPPLE"] = (0, "Deripple: 0=OFF, 1=ON")
-    h["OVERSAMP"] = (0, "Oversampling: 0=OFF, 1=ON")
-    h["DATESTRT"] = (h["DATE-OBS"], "[UT] Date and time of correlations start")
-    h["UNIXTIME"] = (int(unix), "[s] Unix timestamp of observation start")
-    h["RAWSCALE"] = (1.0, "Raw visibilities multiplied by this value")
-    h["VERSION"] = (2.0, "METAFITS version number")
-    h["TELESCOP"] = "MWA"
-    h["INSTRUME"] = "MWAX"
-    h["QUACKTIM"] = (quack, "Seconds of bad data after observation starts")
-    h["GOODTIME"] = (unix + quack, "OBSID+QUACKTIME as Unix timestamp")
-    h["DATE"] = (datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "UT Date of file creation")
-    h.add_comment("Generated by mwa-calib-service from the schedule database: no stored metafits was found.")
-    h.add_comment("Synthetic (not from the database): " + ", ".join(SYNTHETIC_KEYS) + ";")
-    h.add_comment("TILEDATA columns " + ", ".join(SYNTHETIC_COLUMNS) + ". Pointing is zenith, tiles sit at")
-    h.add_comment("the array centre, digital gains are unity. Use /metadata/fits for the real metafits.")
-    primary = fits.PrimaryHDU(header=h)
-    return fits.HDUList([primary, _generated_tiledata(tiles, n_ch)])
-
-
-def _finite(value: float | None) -> float:
-    return float(value) if value is not None and math.isfinite(float(value)) else 0.0
-
-
-def _generated_tiledata(tiles: Sequence[TileInfo], n_ch: int) -> Any:
-    from astropy.io import fits
-
-    rows = [(t, pol) for t in tiles for pol in ("X", "Y")]
-    n = len(rows)
-    names = [t.name for t, _ in rows]
-    cols = [
-        fits.Column(name="Input", format="I", array=np.arange(n, dtype=np.int16)),
-        fits.Column(name="Antenna", format="I", array=np.array([t.antenna for t, _ in rows], dtype=np.int16)),
-        fits.Column(name="Tile", format="I", array=np.array([t.tile_id for t, _ in rows], dtype=np.int16)),
-        fits.Column(name="TileName", format=f"{_name_width(names)}A", array=names),
-        fits.Column(name="Pol", format="A", array=[p for _, p in rows]),
-        fits.Column(name="Rx", format="I", array=np.array([t.rx for t, _ in rows], dtype=np.int16)),
-        fits.Column(name="Slot", format="I", array=np.array([t.slot for t, _ in rows], dtype=np.int16)),
-        fits.Column(name="Flag", format="I", array=np.array([int(t.flagged) for t, _ in rows], dtype=np.int16)),
-        fits.Column(name="Length", format="14A", array=["EL_0.0"] * n),
-        fits.Column(name="North", format="E", unit="m", array=np.zeros(n, np.float32)),
-        fits.Column(name="East", format="E", unit="m", array=np.zeros(n, np.float32)),
-        fits.Column(name="Height", format="E", unit="m", array=np.zeros(n, np.float32)),
-        fits.Column(name="Gains", format=f"{n_ch}I", array=np.full((n, n_ch), 64, np.int16)),
-        fits.Column(name="Delays", format="16I", array=np.zeros((n, 16), np.int16)),
-        fits.Column(name="Flavors", format="10A", array=[""] * n),
-    ]
-    return fits.BinTableHDU.from_columns(cols, name="TILEDATA")
