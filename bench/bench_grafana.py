@@ -69,18 +69,19 @@ def run(repeat: int, rx_number: int | None, max_points: int) -> list[dict]:
     from app import app
     from chalicelib import db
     from chalicelib.db import grafana as sql
+    from chalicelib.grafana import timerange as tr
     from chalicelib.grafana import request as rq
 
     receivers = sql.receivers()
     rx = rx_number if rx_number is not None else receivers[len(receivers) // 2]
     hi = db.query("SELECT max(obsid) AS hi, min(obsid) AS lo FROM calibration_fits")[0]
-    end_ms = rq.obsid_ms(hi["hi"]) + 1000
-    first_ms = rq.obsid_ms(hi["lo"])
+    end_ms = tr.obsid_ms(hi["hi"]) + 1000
+    first_ms = tr.obsid_ms(hi["lo"])
     ranges = [("30 days", end_ms - 30 * DAY_MS), ("1 year", max(first_ms, end_ms - 365 * DAY_MS))]
     out = []
     with Client(app) as client:
         for label, frm in ranges:
-            rng = rq.TimeRange(frm, end_ms)
+            rng = tr.TimeRange(frm, end_ms)
             fits = db.query("SELECT count(*) AS n FROM calibration_fits WHERE obsid BETWEEN :lo AND :hi",
                             {"lo": rng.obsid_low, "hi": rng.obsid_high})[0]["n"]
             for style in STYLES:

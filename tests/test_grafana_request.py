@@ -7,41 +7,43 @@ import pytest
 
 from chalicelib.errors import BadRequest
 from chalicelib.grafana import query
+from chalicelib.grafana import body as gbody
+from chalicelib.grafana import timerange as tr
 from chalicelib.grafana import request as rq
 
 
 def test_range_iso_strings_to_obsid_bounds():
     # 2024-05-01T00:00:00Z = Unix 1714521600 = GPS 1398556818
-    r = rq.time_range({"range": {"from": "2024-05-01T00:00:00.000Z", "to": "2024-05-01T00:00:10.500Z"}},
+    r = tr.time_range({"range": {"from": "2024-05-01T00:00:00.000Z", "to": "2024-05-01T00:00:10.500Z"}},
                       required=True)
     assert (r.from_ms, r.to_ms) == (1714521600000, 1714521610500)
     assert (r.obsid_low, r.obsid_high) == (1398556818, 1398556828)
-    r = rq.time_range({"range": {"from": "2024-05-01T00:00:00.001Z", "to": "2024-05-01T08:00:10+08:00"}},
+    r = tr.time_range({"range": {"from": "2024-05-01T00:00:00.001Z", "to": "2024-05-01T08:00:10+08:00"}},
                       required=True)
     assert r.obsid_low == 1398556819  # an observation starting at .000 is before the range
     assert r.to_ms == 1714521610000
-    assert rq.time_range({"range": {"from": 1714521600000, "to": "1714521600000"}}, required=True).to_ms == \
+    assert tr.time_range({"range": {"from": 1714521600000, "to": "1714521600000"}}, required=True).to_ms == \
         1714521600000
-    assert rq.time_range({"timeRange": {"from": "2024-05-01T00:00:00Z", "to": "2024-05-02T00:00:00Z"}},
+    assert tr.time_range({"timeRange": {"from": "2024-05-01T00:00:00Z", "to": "2024-05-02T00:00:00Z"}},
                          required=False).to_ms == 1714608000000
-    assert rq.time_range({}, required=False) is None
-    assert rq.obsid_ms(1398556818) == 1714521600000
+    assert tr.time_range({}, required=False) is None
+    assert tr.obsid_ms(1398556818) == 1714521600000
 
 
 @pytest.mark.parametrize("rng", [None, "x", {"from": "now-6h", "to": "now"}, {"from": True, "to": 1},
                                  {"from": "2024-05-02T00:00:00Z", "to": "2024-05-01T00:00:00Z"}, {"to": "2024"}])
 def test_bad_ranges(rng):
     with pytest.raises(BadRequest) as e:
-        rq.time_range({"range": rng}, required=True)
+        tr.time_range({"range": rng}, required=True)
     assert "range" in e.value.message
 
 
 def test_body_parsing():
-    assert rq.body(b"") == {} and rq.body(None) == {} and rq.body(b"null") == {} and rq.body(" \n") == {}
-    assert rq.body(b'{"a": 1}') == {"a": 1}
+    assert gbody.body(b"") == {} and gbody.body(None) == {} and gbody.body(b"null") == {} and gbody.body(" \n") == {}
+    assert gbody.body(b'{"a": 1}') == {"a": 1}
     for raw in (b"[]", b'"x"', b"{", b'{"a": NaN}', b"\xff", b"1"):
         with pytest.raises(BadRequest):
-            rq.body(raw)
+            gbody.body(raw)
 
 
 def test_payload_values_as_the_builder_sends_them():
@@ -107,7 +109,7 @@ def test_adhoc_operators():
 
 
 def test_downsample_buckets_and_means():
-    rng = rq.TimeRange(0, 999)
+    rng = tr.TimeRange(0, 999)
     nan = float("nan")
     s = query.Series("t", {}, ("X", "Y"), times=np.array([0, 100, 600, 700, 900]),
                      values=np.array([[1.0, nan], [3.0, 2.0], [5.0, 4.0], [7.0, nan], [9.0, 6.0]]))
@@ -148,10 +150,10 @@ def test_frame_shape():
 ])
 def test_absurd_numbers_are_400(body):
     with pytest.raises(BadRequest):
-        rq.max_data_points(rq.body(body))
+        tr.max_data_points(gbody.body(body))
 
 
 def test_absurd_times_are_400():
     for value in (1e300, 10**20, -(10**20), "99999999999999999"):
         with pytest.raises(BadRequest):
-            rq.time_range({"range": {"from": value, "to": value}}, required=True)
+            tr.time_range({"range": {"from": value, "to": value}}, required=True)

@@ -15,6 +15,7 @@ from chalice import Response
 from chalicelib import db
 from chalicelib.errors import BadRequest, ServiceError
 from chalicelib.grafana import options, query
+from chalicelib.grafana import body as gbody
 from chalicelib.grafana import request as rq
 from chalicelib.observability import logger
 from chalicelib.web import error_response, json_response
@@ -57,6 +58,6 @@ def action(name: str, raw_body: bytes | str | None, request_id: str | None = Non
         if handler is None:
             raise BadRequest(f"unknown action {name[:40]!r}; POST one of: {', '.join(ACTIONS)}",
                              parameter="action")
-        return handler(rq.body(raw_body))
+        return handler(gbody.body(raw_body))
 
     return _answer(run, request_id)

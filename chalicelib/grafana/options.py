@@ -12,6 +12,7 @@ from typing import Any
 
 from chalicelib.db import grafana as sql
 from chalicelib.errors import BadRequest
+from chalicelib.grafana import timerange as tr
 from chalicelib.grafana import request as rq
 
 ANY = {"label": "ANY", "value": "ANY"}
@@ -38,7 +39,7 @@ def channel_label(channel: int) -> str:
 class Facets:
     """Sources and centre channels of fitted observations (in a range), queried once."""
 
-    def __init__(self, rng: rq.TimeRange | None = None) -> None:
+    def __init__(self, rng: tr.TimeRange | None = None) -> None:
         self._pairs = sql.facets(rng.obsid_low, rng.obsid_high) if rng else sql.facets()
 
     def channels(self, sources: frozenset[str] | None = None) -> list[int]:
@@ -99,7 +100,7 @@ def payload_options(data: Mapping[str, Any]) -> list[dict[str, str]]:
     if name == "clip":
         return clip_options()
     chosen = rq.payload_object(data.get("payload"))
-    facets = Facets(rq.time_range(data, required=False))
+    facets = Facets(tr.time_range(data, required=False))
     if name == "channel":
         return channel_options(facets, rq.sources(chosen.get("source")))
     return source_options(facets, rq.channels(chosen.get("channel")))
@@ -111,7 +112,7 @@ VARIABLE_TARGETS = {"receivers": "receiver", "receiver": "receiver", "sources": 
                     "channels": "channel", "channel": "channel"}
 
 
-def values_of(key: str, rng: rq.TimeRange | None) -> list[tuple[str, str]]:
+def values_of(key: str, rng: tr.TimeRange | None) -> list[tuple[str, str]]:
     """(text, value) pairs for a variable or tag key: receivers, sources or centre channels."""
     if key == "receiver":
         return [(rq.receiver_name(rx), rq.receiver_name(rx)) for rx in sql.receivers()]
@@ -132,7 +133,7 @@ def variable(data: Mapping[str, Any]) -> list[dict[str, str]]:
         raise BadRequest("payload.target must be one of receivers, sources, channels, got "
                          f"{str(target)[:40]!r}", parameter="payload.target")
     key = VARIABLE_TARGETS[target.strip().lower()]
-    return [{"__text": t, "__value": v} for t, v in values_of(key, rq.time_range(data, required=False))]
+    return [{"__text": t, "__value": v} for t, v in values_of(key, tr.time_range(data, required=False))]
 
 
 def tag_keys() -> list[dict[str, str]]:
@@ -145,4 +146,4 @@ def tag_values(data: Mapping[str, Any]) -> list[dict[str, str]]:
     key = data.get("key")
     if key not in rq.ADHOC_KEYS:
         raise BadRequest(f"key must be one of {', '.join(rq.ADHOC_KEYS)}, got {str(key)[:40]!r}", parameter="key")
-    return [{"text": t} for t, _ in values_of(key, rq.time_range(data, required=False))]
+    return [{"text": t} for t, _ in values_of(key, tr.time_range(data, required=False))]

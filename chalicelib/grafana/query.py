@@ -28,6 +28,7 @@ import numpy as np
 
 from chalicelib.db import grafana as sql
 from chalicelib.errors import BadRequest
+from chalicelib.grafana import timerange as tr
 from chalicelib.grafana import request as rq
 from chalicelib.grafana.options import Facets
 
@@ -74,7 +75,7 @@ class Series:
         return cls(name, labels, fields, times[keep], values[keep])
 
 
-def downsample(series: Series, max_points: int | None, rng: rq.TimeRange) -> None:
+def downsample(series: Series, max_points: int | None, rng: tr.TimeRange) -> None:
     """Average the series into at most max_points equal time buckets over the range.
 
     A bucket's time is the mean time of its points; each field's value the mean of its values.
@@ -112,7 +113,7 @@ def frame(series: Series, ref_id: str, unit: str) -> dict[str, Any]:
     return {"schema": {"name": series.name, "refId": ref_id, "fields": fields}, "data": {"values": columns}}
 
 
-def receiver_frames(target: rq.Target, rng: rq.TimeRange, max_points: int | None,
+def receiver_frames(target: rq.Target, rng: tr.TimeRange, max_points: int | None,
                     sources: frozenset[str] | None, channels: frozenset[int] | None) -> list[dict[str, Any]]:
     p = target.payload
     style = STYLES[p.style]
@@ -141,7 +142,7 @@ def receiver_frames(target: rq.Target, rng: rq.TimeRange, max_points: int | None
 def _obsid_ms(obsids: np.ndarray) -> np.ndarray:
     """Observation start times as epoch ms (int64), converted once per distinct obsid."""
     distinct, inverse = np.unique(obsids, return_inverse=True)
-    return np.array([rq.obsid_ms(o) for o in distinct.tolist()], dtype=np.int64)[inverse]
+    return np.array([tr.obsid_ms(o) for o in distinct.tolist()], dtype=np.int64)[inverse]
 
 
 def _tile_series(rec: str, points: np.ndarray, times: np.ndarray, values: np.ndarray,
@@ -173,7 +174,7 @@ def _receiver_mean(rec: str, points: np.ndarray, times: np.ndarray, values: np.n
     return Series.of(f"{rec} mean", {"receiver": rec}, fields, times[starts], means)
 
 
-def sources_frame(target: rq.Target, rng: rq.TimeRange, sources: frozenset[str] | None,
+def sources_frame(target: rq.Target, rng: tr.TimeRange, sources: frozenset[str] | None,
                   channels: frozenset[int] | None) -> dict[str, Any]:
     """The ``sources`` target: one table of source, observations, fitted, first and last time."""
     rows = sql.sources_summary(rng.obsid_low, rng.obsid_high, sources=sources, channels=channels)
@@ -188,8 +189,8 @@ def sources_frame(target: rq.Target, rng: rq.TimeRange, sources: frozenset[str] 
         [r["source"] for r in rows],
         [r["observations"] for r in rows],
         [r["fitted"] for r in rows],
-        [rq.obsid_ms(r["first_obsid"]) for r in rows],
-        [rq.obsid_ms(r["last_obsid"]) for r in rows],
+        [tr.obsid_ms(r["first_obsid"]) for r in rows],
+        [tr.obsid_ms(r["last_obsid"]) for r in rows],
     ]
     return {"schema": {"name": "sources", "refId": target.ref_id, "fields": fields,
                        "meta": {"preferredVisualisationType": "table"}},

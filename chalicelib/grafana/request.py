@@ -15,11 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib import gpstime
 from chalicelib.errors import BadRequest
+from chalicelib.grafana.body import MAX_TEXT, kind_of, strict_json
+from chalicelib.grafana.timerange import TimeRange, max_data_points, time_range
 
-MAX_BODY_CHARS = 1_000_000
-MAX_TEXT = 200
 
 # Payload values that mean "no filter": what the builder shows, what Grafana's "All" becomes, empty.
 ANY_WORDS = frozenset({"", "any", "all", "$__all", "*", "none", "null"})
@@ -41,133 +40,6 @@ _RECEIVER = re.compile(r"^rec(\d{1,3})$", re.IGNORECASE)
 _REGEX_ESCAPE = re.compile(r"\\(.)")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def body(raw: bytes | str | None) -> dict[str, Any]:
-    """The request body as a JSON object; an empty body is ``{}``."""
-    if raw is None:
-        return {}
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest("the request body is not UTF-8 text") from None
-    if len(raw) > MAX_BODY_CHARS:
-        raise BadRequest(f"the request body is larger than {MAX_BODY_CHARS} characters")
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest(f"the request body is not valid JSON: {str(exc)[:80]}") from None
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadRequest(f"the request body must be a JSON object, got {_kind(value)}")
-    return value
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
-
-
-# ---- time -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """A time range in Unix epoch milliseconds, both ends included."""
-
-    from_ms: int
-    to_ms: int
-
-    @property
-    def obsid_low(self) -> int:
-        """The first obsid (GPS s) whose start time is in the range."""
-        return gpstime.first_gps_from_ms(self.from_ms)
-
-    @property
-    def obsid_high(self) -> int:
-        """The last obsid (GPS s) whose start time is in the range."""
-        return gpstime.last_gps_until_ms(self.to_ms)
-
-
-def obsid_ms(obsid: int) -> int:
-    """An observation's start time as Unix epoch milliseconds (GPS -> UTC with the leap seconds)."""
-    return gpstime.gps_to_unix_ms(obsid)
-
-
-MAX_ABS_MS = 10**14  # about year 5100: anything beyond is not a time Grafana sends
-
-
-def _instant(value: Any, where: str) -> int:
-    """An ISO 8601 time (as Grafana sends ``range.from``) or epoch milliseconds, as epoch ms."""
-    ms = _epoch_ms(value, where)
-    if abs(ms) > MAX_ABS_MS:
-        raise BadRequest(f"{where} is out of range", parameter=where)
-    return ms
-
-
-def _epoch_ms(value: Any, where: str) -> int:
-    if isinstance(value, bool) or value is None:
-        raise BadRequest(f"{where} must be an ISO 8601 time, got {json.dumps(value)}", parameter=where)
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise BadRequest(f"{where} must be a finite time", parameter=where)
-        return int(value)
-    if not isinstance(value, str):
-        raise BadRequest(f"{where} must be an ISO 8601 time, got {_kind(value)}", parameter=where)
-    text = value.strip()
-    if re.fullmatch(r"\d{10,16}", text):
-        return int(text)
-    try:
-        when = gpstime.parse_iso(text)
-    except ValueError:
-        raise BadRequest(f"{where} must be an ISO 8601 time such as 2024-05-01T00:00:00.000Z, "
-                         f"got {text[:40]!r}", parameter=where) from None
-    return round(when.timestamp() * 1000)
-
-
-def time_range(data: Mapping[str, Any], *, required: bool) -> TimeRange | None:
-    """The body's ``range`` (or ``timeRange``, as Grafana names it for ad hoc tag values)."""
-    raw = data.get("range")
-    if raw is None:
-        raw = data.get("timeRange")
-    if raw is None:
-        if required:
-            raise BadRequest("range is required: {\"from\": ISO time, \"to\": ISO time}", parameter="range")
-        return None
-    if not isinstance(raw, Mapping):
-        raise BadRequest(f"range must be an object with from and to, got {_kind(raw)}", parameter="range")
-    start = _instant(raw.get("from"), "range.from")
-    end = _instant(raw.get("to"), "range.to")
-    if start > end:
-        raise BadRequest("range.from is after range.to", parameter="range")
-    return TimeRange(start, end)
-
-
-def max_data_points(data: Mapping[str, Any]) -> int | None:
-    """``maxDataPoints``: the most points one series may have (None: no limit)."""
-    raw = data.get("maxDataPoints")
-    if raw is None or raw == "":
-        return None
-    try:
-        if isinstance(raw, bool):
-            raise ValueError
-        value = float(raw)
-        if not math.isfinite(value) or value != int(value):
-            raise ValueError
-        value = int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise BadRequest(f"maxDataPoints must be a whole number, got {json.dumps(raw)[:40]}",
-                         parameter="maxDataPoints") from None
-    if value < 1:
-        raise BadRequest(f"maxDataPoints must be at least 1, got {value}", parameter="maxDataPoints")
-    return value
-
-
 # ---- metrics ----------------------------------------------------------------------------------
 
 
@@ -184,7 +56,7 @@ def receiver_number(metric: str) -> int | None:
 
 def metric_name(value: Any, where: str = "target") -> str:
     if not isinstance(value, str):
-        raise BadRequest(f"{where} must be a metric name (a string), got {_kind(value)}", parameter=where)
+        raise BadRequest(f"{where} must be a metric name (a string), got {kind_of(value)}", parameter=where)
     if len(value) > MAX_TEXT:
         raise BadRequest(f"{where} is longer than {MAX_TEXT} characters", parameter=where)
     return value.strip()
@@ -201,11 +73,11 @@ def payload_object(raw: Any, where: str = "payload") -> dict[str, Any]:
         if not raw.strip():
             return {}
         try:
-            raw = json.loads(raw, parse_constant=_reject_constant)
+            raw = strict_json(raw)
         except ValueError:
             raise BadRequest(f"{where} is not a JSON object", parameter=where) from None
     if not isinstance(raw, dict):
-        raise BadRequest(f"{where} must be an object, got {_kind(raw)}", parameter=where)
+        raise BadRequest(f"{where} must be an object, got {kind_of(raw)}", parameter=where)
     return raw
 
 
@@ -217,7 +89,7 @@ def _texts(raw: Any, where: str) -> list[str] | None:
         if item is None:
             continue
         if isinstance(item, bool) or isinstance(item, (dict, list)):
-            raise BadRequest(f"{where} must be a string or a number, got {_kind(item)}", parameter=where)
+            raise BadRequest(f"{where} must be a string or a number, got {kind_of(item)}", parameter=where)
         if isinstance(item, float) and not math.isfinite(item):
             raise BadRequest(f"{where} must be finite", parameter=where)
         text = str(int(item)) if isinstance(item, float) and item == int(item) else str(item)
@@ -336,7 +208,7 @@ def adhoc_filters(data: Mapping[str, Any]) -> list[AdhocFilter]:
         if raw is None:
             continue
         if not isinstance(raw, list):
-            raise BadRequest(f"{name} must be a list, got {_kind(raw)}", parameter=name)
+            raise BadRequest(f"{name} must be a list, got {kind_of(raw)}", parameter=name)
         for i, item in enumerate(raw):
             where = f"{name}[{i}]"
             if not isinstance(item, Mapping):
@@ -398,12 +270,12 @@ def query_request(data: Mapping[str, Any]) -> QueryRequest:
     if raw_targets is None:
         raw_targets = []
     if not isinstance(raw_targets, list):
-        raise BadRequest(f"targets must be a list, got {_kind(raw_targets)}", parameter="targets")
+        raise BadRequest(f"targets must be a list, got {kind_of(raw_targets)}", parameter="targets")
     targets = []
     for i, t in enumerate(raw_targets):
         where = f"targets[{i}]"
         if not isinstance(t, Mapping):
-            raise BadRequest(f"{where} must be an object, got {_kind(t)}", parameter=where)
+            raise BadRequest(f"{where} must be an object, got {kind_of(t)}", parameter=where)
         if t.get("hide") is True or t.get("target") is None:
             continue  # Grafana's hidden queries, and the plugin's empty placeholder
         metric = metric_name(t.get("target"), f"{where}.target")
