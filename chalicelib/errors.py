@@ -68,3 +68,12 @@ class StorageUnavailable(ServiceError):
 
     status = 503
     error = "storage_unavailable"
+
+
+# --- observation metadata (chalicelib.metadata) ------------------------------------------------
+
+class MetadataUnavailable(ServiceError):
+    """The observation's metafits could not be had: the metadata service is down, slow, or sent garbage (503)."""
+
+    status = 503
+    error = "metadata_unavailable"
