@@ -4,8 +4,9 @@
 The API function answers within API Gateway's 29 s, so the GET is bounded on every side:
 
 - time: ``CALIB_METADATA_CONNECT_TIMEOUT_S`` (3 s) for each TCP connect, ``CALIB_METADATA_TOTAL_TIMEOUT_S``
-  (8 s) for the whole fetch, redirects and body included (the callback transport's watchdog shuts
-  the socket at the deadline, so a server that trickles bytes cannot hold it longer);
+  (8 s) for the whole fetch, redirects and body included: at the deadline the socket is shut (the
+  callback transport's watchdog during connect and headers, ``_Cutoff`` during the body), so a
+  server that trickles bytes cannot hold it longer;
 - size: ``CALIB_METADATA_MAX_BYTES`` (16 MiB; a 256-tile metafits is ~0.3 MB). A larger
   Content-Length is refused before the body is read; a body without one stops at the cap;
 - address: http(s) only, and the callback URLs' address rules (:mod:`chalicelib.requests.urls`):
@@ -23,7 +24,9 @@ way of saying the observation does not exist; ``MetadataUnavailable`` (503) for 
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
+import threading
 import time
 from urllib.parse import urljoin
 
@@ -113,17 +116,21 @@ def _get_once(target: urls.CallbackTarget, path: str, deadline: float,
               cfg: Settings) -> tuple[int, str | None, bytes]:
     """(status, Location, body) of one GET to the first checked address that accepts the connection."""
     why = "no address to connect to"
+    total = cfg.metadata_total_timeout_s
     for address in target.addresses:
         if deadline - time.monotonic() <= 0:
-            why = f"timed out: no answer within the total {cfg.metadata_total_timeout_s:g} s"
+            why = f"timed out: no answer within the total {total:g} s"
             break
         conn = _connection(target, address, deadline, cfg)
+        resp: http.client.HTTPResponse | None = None
+        cutoff: _Cutoff | None = None
         try:
             try:
                 conn.connect()
             except OSError as exc:  # this address is unreachable: try the next one
-                why = _describe(exc, conn.expired, cfg.metadata_total_timeout_s, cfg.metadata_connect_timeout_s, False)
+                why = _describe(exc, conn.expired, total, cfg.metadata_connect_timeout_s, False)
                 continue
+            cutoff = _Cutoff(conn.sock, deadline)
             try:
                 conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "application/fits, */*",
                                                    "Accept-Encoding": "identity", "Connection": "close"})
@@ -132,15 +139,46 @@ def _get_once(target: urls.CallbackTarget, path: str, deadline: float,
                     return resp.status, resp.getheader("Location"), b""
                 body = _read_capped(resp, cfg.metadata_max_bytes, target.host)
             except (OSError, http.client.HTTPException) as exc:
-                why = _describe(exc, conn.expired, cfg.metadata_total_timeout_s, cfg.metadata_connect_timeout_s, True)
+                why = _describe(exc, conn.expired or cutoff.fired, total, cfg.metadata_connect_timeout_s, True)
                 raise MetadataUnavailable(f"the MWA metadata service at {target.host} failed: {why}") from None
-            if conn.expired:  # the watchdog cut the body short
+            if conn.expired or cutoff.fired:  # the body was cut short at the deadline
                 raise MetadataUnavailable(f"the MWA metadata service at {target.host} failed: timed out: "
-                                          f"no answer within the total {cfg.metadata_total_timeout_s:g} s")
+                                          f"no answer within the total {total:g} s")
             return 200, None, body
         finally:
+            if cutoff is not None:
+                cutoff.cancel()
+            if resp is not None:
+                resp.close()  # the response holds the socket once http.client hands it over
             conn.close()
     raise MetadataUnavailable(f"the MWA metadata service at {target.host} cannot be reached: {why}")
+
+
+class _Cutoff:
+    """Shuts the socket at the deadline, so the BODY read is bounded too.
+
+    The pinned connection's own watchdog bounds connect, request and response headers, but
+    http.client closes the connection object (cancelling it) when it hands the socket to a
+    response that ends with the connection; the body is read after that.
+    """
+
+    def __init__(self, sock: socket.socket | None, deadline: float) -> None:
+        self.fired = False
+        self._sock = sock
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        if self._sock is not None:
+            try:  # the plain socket method also cuts a TLS socket mid-read
+                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _read_capped(resp: http.client.HTTPResponse, cap: int, host: str) -> bytes:
