@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server = start(extra_dirs=args.dir, port=args.port)
     obsids = server.index.obsids()
-    print(f"[metadata] serving {len(obsids)} metafits ({', '.join(map(str, obsids))}) at {server.base_url}<obs_id>", flush=True)
+    listed = ", ".join(map(str, obsids))
+    print(f"[metadata] serving {len(obsids)} metafits ({listed}) at {server.base_url}<obs_id>", flush=True)
     print(f"[metadata] point the service at it: CALIB_METADATA_URL={server.base_url} "
           f"CALIB_METADATA_ALLOW_HOSTS={server.host}   (Ctrl-C stops)", flush=True)
     try:

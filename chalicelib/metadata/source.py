@@ -15,7 +15,7 @@ from dataclasses import replace
 from chalicelib.config import settings
 from chalicelib.errors import MetadataUnavailable
 from chalicelib.formats.metafits import observation_from_metafits
-from chalicelib.metadata import database, stored, webservice
+from chalicelib.metadata import database, stored
 from chalicelib.metadata.metafile import MetafitsFile, NotItsMetafits, checked
 from chalicelib.observability import logger
 from chalicelib.records import Observation
@@ -29,6 +29,8 @@ def metafits(obsid: int) -> MetafitsFile | None:
         return found
     if not settings().metadata_url:
         return None
+    from chalicelib.metadata import webservice  # http.client and ssl: ~20 ms of cold start, only on a fetch
+
     t0 = time.monotonic()
     body = webservice.fetch(obsid)
     try:

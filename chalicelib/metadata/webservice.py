@@ -53,8 +53,8 @@ def fetch(obsid: int, cfg: Settings | None = None) -> bytes:
     url = url_for(obsid, cfg)
     if not url:
         raise MetadataUnavailable("the MWA metadata service is disabled (CALIB_METADATA_URL is empty)")
+    deadline = time.monotonic() + cfg.metadata_total_timeout_s  # the name lookup counts too
     target = _checked_target(url, cfg.metadata_allow_hosts)
-    deadline = time.monotonic() + cfg.metadata_total_timeout_s
     current, path = url, target.target
     for _hop in range(MAX_REDIRECTS + 1):
         status, location, body = _get_once(target, path, deadline, cfg)
@@ -105,8 +105,8 @@ def _same_origin_path(target: urls.CallbackTarget, location: str) -> str:
 
 def _connection(target: urls.CallbackTarget, address: str, deadline: float,
                 cfg: Settings) -> _PinnedHTTPConnection:
-    kwargs = dict(address=address, connect_timeout=min(cfg.metadata_connect_timeout_s, deadline - time.monotonic()),
-                  deadline=deadline)
+    remaining = max(0.001, deadline - time.monotonic())
+    kwargs = dict(address=address, connect_timeout=min(cfg.metadata_connect_timeout_s, remaining), deadline=deadline)
     if target.scheme == "https":
         return _PinnedHTTPSConnection(target.host, target.port, context=ssl.create_default_context(), **kwargs)
     return _PinnedHTTPConnection(target.host, target.port, **kwargs)
