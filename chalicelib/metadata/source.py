@@ -36,8 +36,8 @@ def metafits(obsid: int) -> MetafitsFile | None:
     try:
         found = checked(obsid, body, "fetched")
     except NotItsMetafits as exc:
-        raise MetadataUnavailable(f"the MWA metadata service's answer for observation {obsid} is unusable: {exc}",
-                                  obs_id=obsid) from None
+        raise MetadataUnavailable(
+            f"the MWA metadata service's answer for observation {obsid} is unusable: {exc}") from None
     kept = stored.store(found)
     logger.info("metafits fetched from the metadata service",
                 extra={"obsid": obsid, "bytes": len(body), "seconds": round(time.monotonic() - t0, 3), "stored": kept})
