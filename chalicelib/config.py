@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+DEFAULT_METADATA_URL = "https://ws.mwatelescope.org/metadata/fits?obs_id="
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -42,6 +44,12 @@ class Settings:
     callback_retry_max_s: float = 3600.0
     db_ssl: bool = False  # TLS required, the server's certificate and host name verified (prod: RDS Proxy)
     db_ssl_root_cert: str | None = None  # CA bundle to verify it with; None: the system's trust store
+    # the observation metadata source (chalicelib.metadata): the MWA metadata web service
+    metadata_url: str = DEFAULT_METADATA_URL  # the obsid is appended; empty: never fetch
+    metadata_allow_hosts: tuple[str, ...] = ()  # hosts fetched from even on loopback/private addresses
+    metadata_connect_timeout_s: float = 3.0
+    metadata_total_timeout_s: float = 8.0
+    metadata_max_bytes: int = 16 * 1024 * 1024
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -58,6 +66,10 @@ def _flag(name: str, default: bool) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be 1/0 (or true/false, on/off), got {value!r}")
+
+
+def _hosts(name: str) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in (_get(name, "") or "").split(",") if h.strip())
 
 
 def settings() -> Settings:
@@ -91,4 +103,10 @@ def settings() -> Settings:
         callback_retry_max_s=float(_get("CALIB_CALLBACK_RETRY_MAX_S", "3600")),
         db_ssl=_flag("CALIB_DB_SSL", False),
         db_ssl_root_cert=_get("CALIB_DB_SSL_ROOT_CERT"),
+        # set but empty disables the fetch, so this one is read without _get's empty-means-default
+        metadata_url=os.environ.get("CALIB_METADATA_URL", DEFAULT_METADATA_URL).strip(),
+        metadata_allow_hosts=_hosts("CALIB_METADATA_ALLOW_HOSTS"),
+        metadata_connect_timeout_s=float(_get("CALIB_METADATA_CONNECT_TIMEOUT_S", "3")),
+        metadata_total_timeout_s=float(_get("CALIB_METADATA_TOTAL_TIMEOUT_S", "8")),
+        metadata_max_bytes=int(_get("CALIB_METADATA_MAX_BYTES", str(16 * 1024 * 1024))),
     )

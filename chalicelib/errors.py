@@ -75,3 +75,10 @@ class SecretUnavailable(ServiceError):
 
     status = 503
     error = "secret_unavailable"
+
+
+class MetadataUnavailable(ServiceError):
+    """The observation's metafits could not be had: the metadata service is down, slow, or sent garbage (503)."""
+
+    status = 503
+    error = "metadata_unavailable"
