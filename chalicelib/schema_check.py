@@ -137,7 +137,10 @@ def required_schema(folder: Path = MIGRATIONS) -> dict[str, Table]:
                 add = _ADD_COLUMN.match(action)
                 if add and not _TABLE_CONSTRAINT.match(add.group(2)) and name in tables:
                     col, typ = column_definition(add.group(2))
-                    tables[name].columns.setdefault(col, Column(col, typ, migration, added=True))
+                    known = tables[name].columns.get(col)
+                    if known is None or not known.added:
+                        # also a column the CREATE TABLE declared: an existing table (the MWA's own) gets it added
+                        tables[name].columns[col] = Column(col, known.type if known else typ, migration, added=True)
     return tables
 
 

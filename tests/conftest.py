@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 # Fixtures shared across modules: the callback receiver and request seeds, the real 1369821496 fit.
-pytest_plugins = ["tests.requests_support", "tests.real_fit"]
+pytest_plugins = ["tests.requests_support", "tests.real_fit", "tests.metadata_support"]
 
 # Settings the app reads at import or call time, fixed before anything imports it.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "mwa-calib-test")
@@ -29,6 +29,7 @@ os.environ["AWS_REGION"] = "ap-southeast-2"
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ["CALIB_CAL_BUCKET"] = "test-cal"
 os.environ["CALIB_PRODUCTS_BUCKET"] = "test-products"
+os.environ["CALIB_METADATA_URL"] = ""  # no test reaches the real metadata service; tests that fetch start a local one
 
 TABLES = (
     "calibration_request_callback_attempt", "calibration_request", "calibration_fit_file",

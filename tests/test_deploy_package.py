@@ -275,9 +275,11 @@ def test_sam_policies_name_the_resources_each_function_uses(sam):
     assert _allowed(sam, "store_request", "sqs:ReceiveMessage") == [queue_arn]
     assert _allowed(sam, "store_request", "sqs:DeleteMessage") == [queue_arn]
     assert _allowed(sam, "on_cal_file", "sqs:SendMessage") == [f"arn:aws:sqs:{REGION}:*:mwa-calib-cal-events-dlq"]
-    # S3: the API reads/writes its caches in the products bucket; on_cal_file reads fit files
+    # S3: the API reads/writes its caches in the products bucket (zips, plots, the metafits it fetched from the
+    # metadata service); on_cal_file reads fit files
     assert sorted(_allowed(sam, "api_handler", "s3:PutObject")) == sorted(
-        [f"arn:aws:s3:::{products}/cal_solutions/*", f"arn:aws:s3:::{products}/plots/*"])
+        [f"arn:aws:s3:::{products}/cal_solutions/*", f"arn:aws:s3:::{products}/plots/*",
+         f"arn:aws:s3:::{products}/metadata/*"])
     assert all(r.startswith(f"arn:aws:s3:::{products}/") for r in _allowed(sam, "api_handler", "s3:GetObject"))
     assert _allowed(sam, "on_cal_file", "s3:GetObject") == [f"arn:aws:s3:::{cal}/fits/*"]
     assert not _allowed(sam, "store_request", "s3:GetObject") and not _allowed(sam, "retry_callbacks", "s3:GetObject")

@@ -14,8 +14,7 @@ from chalicelib import db, metadata
 from chalicelib.db import writes
 from chalicelib.errors import BadRequest
 from tests import factories
-from tests.metadata_support import (FETCHED, STORED, as_tuples, local_metadata,  # noqa: F401 - a fixture
-                                    metafits_path, primary_header, tiledata)
+from tests.metadata_support import (FETCHED, STORED, as_tuples, metafits_path, primary_header, tiledata)
 
 PRODUCTS = "test-products"
 

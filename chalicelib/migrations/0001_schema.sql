@@ -105,6 +105,17 @@ CREATE TABLE IF NOT EXISTS calibration_request (
     callback_delivered_datetime    timestamptz,
     CHECK (calibration_completed_datetime IS NULL OR calibration_error_datetime IS NULL)
 );
+-- The MWA database has calibration_request already, without our columns: CREATE TABLE IF NOT
+-- EXISTS then leaves it as it is, so add them (no-ops on a database this file just created).
+ALTER TABLE calibration_request ADD COLUMN IF NOT EXISTS target_obs_id bigint;
+ALTER TABLE calibration_request ADD COLUMN IF NOT EXISTS asvo_job_id bigint;
+ALTER TABLE calibration_request ADD COLUMN IF NOT EXISTS callback_url text;
+ALTER TABLE calibration_request ADD COLUMN IF NOT EXISTS request_key text UNIQUE;
+ALTER TABLE calibration_request ADD COLUMN IF NOT EXISTS callback_state text NOT NULL DEFAULT 'none'
+    CHECK (callback_state ~ '^(none|pending|delivered|failed)$');
+ALTER TABLE calibration_request ADD COLUMN IF NOT EXISTS callback_attempts integer NOT NULL DEFAULT 0;
+ALTER TABLE calibration_request ADD COLUMN IF NOT EXISTS callback_next_attempt timestamptz;
+ALTER TABLE calibration_request ADD COLUMN IF NOT EXISTS callback_delivered_datetime timestamptz;
 
 -- Every callback attempt: when, and what came back.
 CREATE TABLE IF NOT EXISTS calibration_request_callback_attempt (
