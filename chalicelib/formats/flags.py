@@ -16,12 +16,13 @@ def flagged_tiles_text(antennas: Iterable[int]) -> str:
     return "".join(f"{a}\n" for a in indices)
 
 
-def casa_flag_script(obs_id: int, tile_names: Iterable[str]) -> str:
+def casa_flag_script(obs_id: int, tile_names: Iterable[str], *, note: str | None = None) -> str:
     """A CASA script flagging each named tile in a measurement set, so users can flag with ``casa -c <script> <ms>``.
 
     The measurement set is the last command-line argument ending in ``.ms`` (``casa -c`` leaves
     casa's own arguments and the script path in ``sys.argv``), else ``<obs_id>.ms``. Tile names
-    are embedded as Python literals (``repr``), so no name can break out of its string.
+    are embedded as Python literals (``repr``), so no name can break out of its string. ``note``
+    (e.g. the attenuation factor applied to the solution) is added to the header, one comment per line.
     """
     obs = int(obs_id)
     names = list(dict.fromkeys(str(n) for n in tile_names))  # keep order, drop repeats
@@ -30,6 +31,7 @@ def casa_flag_script(obs_id: int, tile_names: Iterable[str]) -> str:
         f"# Flags the {len(names)} tile(s) flagged in its calibration solution"
         + (":" if names else "."),
         *(f"#   {n!r}" for n in names),
+        *(f"# {line}" for line in (note.splitlines() if note else [])),
         f"# Usage: casa -c {obs}_flags.py /path/to/{obs}.ms",
         f"#        (without a .ms argument the measurement set is {obs}.ms in the working directory)",
         "import sys",
