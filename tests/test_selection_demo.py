@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from chalice.test import Client
 
-from tests.test_cal_solution_api import fetch_zip, read_bin
+from tests.served_files import fetch_zip, read_bin
 
 C = 299792458.0
 DAY = 86400

@@ -16,7 +16,7 @@ from chalice.test import Client
 
 from chalicelib import db
 from tests.factories import fit, observation, seed, solution_rows, tiles
-from tests.test_cal_solution_api import fetch_zip, read_bin
+from tests.served_files import fetch_zip, read_bin
 
 C = 299792458.0
 T0 = 1_400_000_000
