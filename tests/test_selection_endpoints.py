@@ -185,3 +185,16 @@ def test_bad_new_parameters_are_400_naming_them(client, query, parameter):
     for endpoint in ("get_cal_solution", "get_cal_fits", "get_cal_selection"):
         status, body = get_json(client, f"/calib/{endpoint}?obs_id={T0}&{query}")
         assert status == 400 and body["parameter"] == parameter, (endpoint, body)
+
+
+def test_the_flag_scripts_header_note_stays_comments():
+    import ast
+
+    from chalicelib.formats.flags import casa_flag_script
+
+    script = casa_flag_script(T0, ["Tile011"], note="factor 2.512\nimport os; os.remove('x')\r\nflagdata(vis='y')")
+    header = script.split("import sys")[0]
+    assert all(line.startswith("#") for line in header.splitlines())
+    assert "# factor 2.512" in header and "# import os; os.remove('x')" in header
+    calls = [n.func.id for n in ast.walk(ast.parse(script)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    assert calls.count("flagdata") == 1  # only the tile's own flagdata call is code
