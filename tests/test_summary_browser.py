@@ -68,7 +68,10 @@ def local_service(clean_db):
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="ap-southeast-2", aws_access_key_id="local",
                       aws_secret_access_key="local")
     for bucket in (env["CALIB_PRODUCTS_BUCKET"], env["CALIB_CAL_BUCKET"]):
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})
+        try:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})
+        except s3.exceptions.BucketAlreadyOwnedByYou:  # moto's backends are per process: an earlier test's
+            pass
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "chalice"), "local", "--host", "127.0.0.1", "--port", str(port),
