@@ -80,6 +80,20 @@ def get_cal_fits() -> Response:
     return cal_solution.get_cal_fits(_query())
 
 
+@app.route("/calib/get_cal_selection")
+def get_cal_selection() -> Response:
+    from chalicelib.api import cal_solution
+
+    return cal_solution.get_cal_selection(_query())
+
+
+@app.route("/calib/selection")
+def selection_page() -> Response:
+    from chalicelib.summary import views
+
+    return views.selection_page(_query())
+
+
 @app.route("/calib/add_cal_request", api_key_required=True)  # API Gateway enforces it (prod usage plan)
 def add_cal_request() -> Response:
     cal_requests.add_cal_request(_query())  # 400/404/409 raised; queued -> 200, empty body

@@ -6,7 +6,10 @@ database is kept under ``--root`` and reused. The routes run through
 the Chalice test client with moto's S3 in process (moto's put of a 12.6 MB zip alone costs ~70 ms,
 so the zip build is also timed on its own). Printed: median and 95th percentile of
 get_cal_fits, get_cal_solution uncached (nocache=1) and cached, and the selection query alone,
-for 256-tile targets with 24 channels (768 fine channels at 40 kHz).
+for 256-tile targets with 24 channels (768 fine channels at 40 kHz). Then the new selection:
+get_cal_fits through both quality gates (``GATES``; they fetch every window fit's tile facts), and
+get_cal_solution interpolate=1 uncached on targets with calibrators on both sides, next to the
+normal uncached answer for the same targets (the ratio is printed; the target is at most 1.5x).
 
     .venv/bin/python bench/bench_cal_solution.py [--days 30 365 1825] [--calibrators-per-day 6 10]
         [--n 40] [--root /tmp/calib-bench]
@@ -26,8 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.benchdb import database_dir, percentile, seed, start_database  # noqa: E402
 
 
+GATES = "min_tile_fraction=0.9&min_phase_quality=0.5"
+
+
 def targets(n: int) -> list[int]:
     """Target observations with a 256-tile layout and a candidate fit, spread over the database."""
+    return all_targets()[: n * 3]
+
+
+def all_targets() -> list[int]:
+    """Every 256-tile target observation, in a fixed random order."""
     from chalicelib import db
 
     rows = db.query(
@@ -37,7 +48,7 @@ def targets(n: int) -> list[int]:
            ORDER BY m.starttime""")
     obs = [r["starttime"] for r in rows]
     random.Random(1).shuffle(obs)
-    return obs[: n * 3]
+    return obs
 
 
 def timed(fn) -> tuple[float, object]:
@@ -60,10 +71,12 @@ def run(days: int, root: Path, n: int, calibrators_per_day: tuple[int, int] = (4
     from chalicelib.solutions import bundle
     from chalicelib.selection.rules import Criteria, window
     from chalicelib.selection.service import choose
+    from chalicelib.selection.sides import choose_sides
+    from chalicelib.errors import NotFound
 
     n_fits = db.query("SELECT count(*) AS n FROM calibration_fits")[0]["n"]
     out: dict[str, list[float]] = {"get_cal_fits": [], "uncached": [], "build": [], "cached": [],
-                                   "selection query": []}
+                                   "selection query": [], "gated": [], "interp normal": [], "interpolated": []}
     with mock_aws():
         storage.reset_clients()
         import os
@@ -96,6 +109,27 @@ def run(days: int, root: Path, n: int, calibrators_per_day: tuple[int, int] = (4
                 spec = zip_spec(obs, best, t.channels, output_format="aocal", fine_chan_khz=40, nocache=True)
                 ms, _ = timed(lambda: bundle.build(spec))
                 out["build"].append(ms)
+                ms, r = timed(lambda: client.http.get(f"/calib/get_cal_fits?obs_id={obs}&{GATES}"))
+                assert r.status_code in (200, 404), r.body
+                out["gated"].append(ms)
+            interp = 0
+            for obs in all_targets():
+                if interp >= n:
+                    break
+                try:
+                    outcome = choose(obs, Criteria())
+                except NotFound:
+                    continue
+                if choose_sides(outcome.target, outcome.selection.candidates) is None:
+                    continue
+                interp += 1
+                ms, r = timed(lambda: client.http.get(f"/calib/get_cal_solution?obs_id={obs}&nocache=1"))
+                assert r.status_code == 302, r.body
+                out["interp normal"].append(ms)
+                ms, r = timed(lambda: client.http.get(
+                    f"/calib/get_cal_solution?obs_id={obs}&nocache=1&interpolate=1"))
+                assert r.status_code == 302, r.body
+                out["interpolated"].append(ms)
     db.close()
     srv.cleanup()
     return {"days": days, "fits": n_fits, "samples": used, **out}
@@ -114,16 +148,22 @@ def main() -> None:
     print(f"{'database':>14} {'fits':>7} {'n':>4} | {'measure':<16} {'median ms':>10} {'p95 ms':>9}")
     print("-" * 70)
     for r in results:
-        for key in ("get_cal_fits", "uncached", "build", "cached", "selection query"):
+        for key in ("get_cal_fits", "uncached", "build", "cached", "selection query", "gated", "interp normal",
+                    "interpolated"):
             vals = r[key]
             if not vals:
                 continue
             label = {"uncached": "get_cal_solution uncached", "cached": "get_cal_solution cached",
-                     "build": "  of which: zip built (rest: S3 put)"}.get(key, key)
+                     "build": "  of which: zip built (rest: S3 put)", "gated": "get_cal_fits with both gates",
+                     "interp normal": "uncached, targets with both sides",
+                     "interpolated": "  same targets, interpolate=1"}.get(key, key)
             print(f"{r['days']:>9} days {r['fits']:>7} {r['samples']:>4} | {label:<16} "
                   f"{statistics.median(vals):>10.1f} {percentile(vals, 95):>9.1f}")
+        if r["interpolated"]:
+            ratio = statistics.median(r["interpolated"]) / statistics.median(r["interp normal"])
+            print(f"{r['days']:>9} days: interpolated / normal uncached (medians) = {ratio:.2f} (target <= 1.5)")
     print("\ntargets: get_cal_fits < 20 ms; get_cal_solution uncached < 150 ms, cached < 30 ms;"
-          " the selection query flat in database size")
+          " the selection query, the gates and interpolation flat in database size")
 
 
 if __name__ == "__main__":

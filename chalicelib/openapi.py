@@ -58,6 +58,11 @@ def _flag_param(name: str, description: str, default: int) -> dict:
             "schema": {"type": "integer", "enum": [0, 1], "default": default}}
 
 
+def _fraction_param(name: str, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": {"type": "number", "minimum": 0, "maximum": 1, "default": 0}}
+
+
 def _choice_param(name: str, description: str, options: tuple, default: Any | None) -> dict:
     schema: dict[str, Any] = {"type": "integer" if isinstance(options[0], int) else "string", "enum": list(options)}
     if default is not None:
@@ -110,8 +115,20 @@ def _components() -> dict[str, Any]:
                 "searched": {"type": "object", "additionalProperties": True,
                              "description": "the search window (GPS seconds), gain_control_value and coarse channels"},
                 "nearest_rejected": {"type": "object", "nullable": True, "additionalProperties": True,
-                                     "description": "the nearest calibrator not used, and why"},
+                                     "description": "the nearest calibrator not used, and why; when a gate "
+                                                    "removed every fit, the best-ranked such fit (fitid) "
+                                                    "with its figures (tiles_counted, tiles_served, "
+                                                    "tile_fraction, median_phase_quality)"},
+                "gate": {"type": "string", "enum": ["min_tile_fraction", "min_phase_quality"],
+                         "description": "the quality gate that removed the best-ranked fit"},
             }}],
+        },
+        "Selection": {
+            "type": "object", "additionalProperties": True,
+            "required": ["target", "window", "criteria", "calibrators", "choice", "nearest_rejected", "tiles"],
+            "description": "selection.explain: calibrators nearest first, each with accepted/code/reason and its "
+                           "fits (accepted, chosen, code, reason, figures); choice null or {mode: nearest|"
+                           "interpolated, ...,  attenuation}; tiles with served/code/reason",
         },
         "Health": {
             "type": "object", "required": ["ok", "checks"],
@@ -184,6 +201,20 @@ def _components() -> dict[str, Any]:
         "prefer_fitid": _int_param("prefer_fitid", "use this fit (Unix time the fit ran) when it is a candidate; "
                                    "404 with the reason otherwise"),
         "nocache": _flag_param("nocache", "1: rebuild the zip from the database instead of the cached one", 0),
+        "min_tile_fraction": _fraction_param(
+            "min_tile_fraction", "quality gate: a fit qualifies only when it solves at least this fraction of "
+            "the target's tiles not flagged in its metafits (0: off)"),
+        "min_phase_quality": _fraction_param(
+            "min_phase_quality", "quality gate: a fit qualifies only when the median phase_fit_quality of the "
+            "tiles it serves (X and Y pooled) is at least this (0: off)"),
+        "interpolate": _flag_param(
+            "interpolate", "1: with qualifying calibrators both before and after the target, the solution is the "
+            "time-weighted combination of the nearest one on each side (w = (t_after - t) / (t_after - t_before) "
+            "on the one before); otherwise the normal answer. Not with prefer_fitid", 0),
+        "correct_attenuation": _flag_param(
+            "correct_attenuation", "1: calibrators of any gain_control_value qualify and every Jones is scaled "
+            "by 10^((A_target - A_cal)/20); at equal distance the target's own attenuation wins. Needs equal "
+            "digital gains and PFB flavour", 0),
     }
     return {
         "schemas": schemas, "responses": responses, "parameters": parameters,
@@ -193,8 +224,20 @@ def _components() -> dict[str, Any]:
     }
 
 
-def _selection_params() -> list[dict]:
-    return [_ref("parameters", n) for n in ("obs_id", "max_time_separation", "allow_after", "prefer_fitid")]
+def _selection_params(gates: bool = True) -> list[dict]:
+    names = ("obs_id", "max_time_separation", "allow_after", "prefer_fitid")
+    if gates:
+        names += ("min_tile_fraction", "min_phase_quality", "interpolate", "correct_attenuation")
+    return [_ref("parameters", n) for n in names]
+
+
+def _solution_params() -> list[dict]:
+    return [
+        *_selection_params(), _ref("parameters", "nocache"),
+        _choice_param("output_format", "solution file format; auto: hyperdrive when the fit has a "
+                      "hyperdrive file, else aocal", OUTPUT_FORMATS, "aocal"),
+        _choice_param("fine_chan_khz", "fine channel width of the written solution (kHz)", FINE_CHAN_KHZ, 40),
+    ]
 
 
 def _paths() -> dict[str, Any]:
@@ -217,21 +260,39 @@ def _paths() -> dict[str, Any]:
                 "Chooses the calibrator with the observation's gain_control_value, within max_time_separation, "
                 "covering its coarse channels (closest first, before wins ties; on it the most recent fit) and "
                 "redirects to `<obs_id>_cal_solution.zip`: `<cal_id>.bin` (AO-cal; `<cal_id>_solutions.fits` "
-                "for hyperdrive), `<obs_id>_flagged_tiles.txt`, `<obs_id>_flags.py`."),
-            "parameters": [
-                *_selection_params(), _ref("parameters", "nocache"),
-                _choice_param("output_format", "solution file format; auto: hyperdrive when the fit has a "
-                              "hyperdrive file, else aocal", OUTPUT_FORMATS, "aocal"),
-                _choice_param("fine_chan_khz", "fine channel width of the written solution (kHz)", FINE_CHAN_KHZ, 40),
-            ],
+                "for hyperdrive), `<obs_id>_flagged_tiles.txt`, `<obs_id>_flags.py`. With interpolate=1 and "
+                "calibrators on both sides the file is `<cal_before>_<cal_after>.bin` (one interval over both); "
+                "the flag script's header says what was combined and any attenuation factor applied. A gate "
+                "that removes every candidate is a 404 naming the gate (`gate`) and the best rejected fit with "
+                "its figures (`nearest_rejected`)."),
+            "parameters": _solution_params(),
             "responses": {"302": _ref("responses", "Redirect"), **_errors(400, 404, 500, 503)}}},
         "/calib/get_cal_fits": {"get": {
             "operationId": "get_cal_fits", "tags": ["solutions"],
             "summary": "Every calibration fit that could serve an observation",
+            "description": "Ranked and filtered with the same rules and gates as get_cal_solution.",
             "parameters": _selection_params(),
             "responses": {"200": {"description": "candidate fits, best first",
                                   "content": {_JSON: {"schema": _ref("schemas", "CalFits")}}},
                           **_errors(400, 404, 500, 503)}}},
+        "/calib/get_cal_selection": {"get": {
+            "operationId": "get_cal_selection", "tags": ["solutions"],
+            "summary": "Why get_cal_solution serves what it serves: every calibrator and fit looked at, the choice, "
+                       "every target tile",
+            "parameters": _solution_params(),
+            "responses": {"200": {"description": "the explanation (keys: target, window, criteria, calibrators, "
+                                                 "choice, nearest_rejected, tiles, searched)",
+                                  "content": {_JSON: {"schema": _ref("schemas", "Selection")}}},
+                          **_errors(400, 500, 503)}}},
+        "/calib/selection": {"get": {
+            "operationId": "selection_page", "tags": ["quality"],
+            "summary": "The explanation of get_cal_selection as a page, with a form to change the parameters (HTML)",
+            "parameters": _solution_params(),
+            "responses": {
+                "200": {"description": "the page", "content": {html: {"schema": {"type": "string"}}}},
+                "400": {"description": "bad parameter or unknown observation (the page says why)",
+                        "content": {html: {"schema": {"type": "string"}}}},
+                **_errors(500, 503)}}},
         "/calib/add_cal_request": {"get": {
             "operationId": "add_cal_request", "tags": ["requests"],
             "summary": "Ask for a calibration fit for an observation (and a callback when it is done)",
@@ -332,7 +393,7 @@ def _paths() -> dict[str, Any]:
                 "Redirects to `<obs_id>_calfile.zip`: `<cal_id>.bin`, `<obs_id>_flagged_tiles.txt`, "
                 "`<obs_id>_flags.py`, `<obs_id>.metafits` (the fit applied). No solution is a 400 (not 404)."),
             "parameters": [
-                *_selection_params(), _ref("parameters", "nocache"),
+                *_selection_params(gates=False), _ref("parameters", "nocache"),
                 {"name": "any_gain", "in": "query", "required": False, "allowEmptyValue": True,
                  "description": "present (with or without a value): ignore gain_control_value",
                  "schema": {"type": "string"}},

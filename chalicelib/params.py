@@ -41,6 +41,22 @@ def integer(query: Mapping[str, str] | None, name: str, *, default: int | None =
     return value
 
 
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")  # ASCII only; no nan/inf
+
+
+def fraction(query: Mapping[str, str] | None, name: str, *, default: float = 0.0) -> float:
+    """A number in [0, 1] (e.g. ``0.8``, ``1e-1``); 400 when it is not a plain decimal, NaN, infinite or outside."""
+    raw = _raw(query, name)
+    if raw is None or raw == "":
+        return default
+    if not _DECIMAL.fullmatch(raw):
+        raise BadRequest(f"{name} must be a number from 0 to 1, got {raw[:40]!r}", parameter=name)
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise BadRequest(f"{name} must be from 0 to 1, got {raw[:40]}", parameter=name)
+    return value
+
+
 def flag(query: Mapping[str, str] | None, name: str, *, default: bool) -> bool:
     """A 0/1 parameter."""
     value = integer(query, name, default=int(default))

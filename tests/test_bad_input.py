@@ -4,7 +4,7 @@ The routes and their parameters come from the OpenAPI description (which another
 step with the app), so a new parameter is covered the day it is documented. Each request changes
 one parameter of an otherwise good request. Whatever the value, the answer is never a 5xx and
 never a stack trace; a 400 names the parameter that was changed. Errors are JSON with a message,
-except on the pages people read in a browser (the summary and fit pages), which answer an HTML
+except on the pages people read in a browser (the summary, fit and selection pages), which answer an HTML
 page that says what is wrong.
 """
 
@@ -33,6 +33,8 @@ BAD_VALUES = [
 BASELINE = {
     "/calib/get_cal_solution": {"obs_id": TARGET},
     "/calib/get_cal_fits": {"obs_id": TARGET},
+    "/calib/get_cal_selection": {"obs_id": TARGET},
+    "/calib/selection": {"obs_id": TARGET},
     "/calib/add_cal_request": {"obs_id": TARGET},
     "/calib/summary": {},
     "/calib/fit": {"fitid": FITID},

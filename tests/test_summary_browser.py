@@ -68,7 +68,10 @@ def local_service(clean_db):
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="ap-southeast-2", aws_access_key_id="local",
                       aws_secret_access_key="local")
     for bucket in (env["CALIB_PRODUCTS_BUCKET"], env["CALIB_CAL_BUCKET"]):
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})
+        try:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})
+        except s3.exceptions.BucketAlreadyOwnedByYou:  # moto's backends are per process: an earlier test's
+            pass
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "chalice"), "local", "--host", "127.0.0.1", "--port", str(port),
@@ -168,3 +171,39 @@ def test_summary_form_fit_link_and_every_plot_in_a_browser(local_service):
     # the plots are stored now, so the screenshot shows them all
     browser(fit_url, screenshot=ARTIFACTS / "fit-desktop.png", width=1280, height=2400)
     browser(fit_url, screenshot=ARTIFACTS / "fit-phone.png", width=390, height=3000)
+
+
+def test_selection_page_and_its_form_in_a_browser(local_service):
+    """The summary's selection link of an obsid, the explanation page, and its form sent with a gate."""
+    base = local_service
+    week = f"{base}/calib/summary?" + urlencode({"start": "2026-03-18T00:00", "end": "2026-03-18T23:59"})
+    doc = fx.parse_html(browser(week))
+    links = [a for a in doc.find_all("a", "why") if a.attrs["href"] == f"selection?obs_id={fx.A}"]
+    assert links, "every obsid links its selection page"
+    page_url = urljoin(week, links[0].attrs["href"])
+    doc = fx.parse_html(browser(page_url))
+    # A is a calibrator: its own newest fit (calvin, which lacks tile 38) at offset 0
+    choice = doc.find("p", id="choice").text()
+    assert str(fx.F_CALVIN) in choice and f"Calibrator {fx.A}" in choice
+    rows = {r.find("td").text(): r.text() for r in doc.find("table", id="calibrators").find_all("tr")[1:]}
+    assert "does not cover" in rows[str(fx.B)]  # B observed the picket fence
+    assert "not in fit" in doc.find("table", id="tiles").text() and "Tile038" in doc.find("table", id="tiles").text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser(page_url, screenshot=ARTIFACTS / "selection-desktop.png", width=1280, height=1400)
+    browser(page_url, screenshot=ARTIFACTS / "selection-phone.png", width=390, height=2400)
+
+    # the form, sent as the browser sends a GET form, asking every unflagged tile solved
+    form = doc.find("form")
+    assert form.attrs["method"] == "get"
+    values = {i.attrs["name"]: i.attrs.get("value", "") for i in form.find_all("input")}
+    for s in form.find_all("select"):
+        values[s.attrs["name"]] = next(o.attrs["value"] for o in s.find_all("option") if "selected" in o.attrs)
+    assert set(values) == {"obs_id", "max_time_separation", "allow_after", "prefer_fitid", "min_tile_fraction",
+                           "min_phase_quality", "interpolate", "correct_attenuation"}
+    values["min_tile_fraction"] = "1"
+    sent = urljoin(page_url, form.attrs["action"]) + "?" + urlencode(values)
+    doc = fx.parse_html(browser(sent))
+    assert str(fx.F_MWA) in doc.find("p", id="choice").text()  # the 'mwa' fit solves all 15 unflagged tiles
+    assert doc.find("input", id="min_tile_fraction").attrs["value"] == "1"
+    calvin = [li.text() for li in doc.find("table", id="calibrators").find_all("li") if str(fx.F_CALVIN) in li.text()]
+    assert calvin and "fails min_tile_fraction: 14 of the target's 15 tiles" in calvin[0]

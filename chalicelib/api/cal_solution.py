@@ -1,55 +1,102 @@
-"""get_cal_solution and get_cal_fits: parameters in, a redirect or JSON out.
+"""get_cal_solution, get_cal_fits and get_cal_selection: parameters in, a redirect or JSON out.
 
 The endpoint layer: it reads the query (``params``, ``selection.criteria``), chooses the fit
-(``selection.service``) and hands the zip to ``solutions.bundle``; nothing below imports it.
+(``selection.service``; ``selection.sides`` for interpolate=1) and hands the zip to
+``solutions.bundle``; nothing below imports it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from chalice import Response
 
 from chalicelib import params
 from chalicelib.errors import BadRequest
 from chalicelib.observability import metrics
-from chalicelib.selection.criteria import criteria
-from chalicelib.selection.rules import Candidate
-from chalicelib.selection.service import choose
-from chalicelib.solutions.bundle import FINE_CHAN_KHZ, FORMATS, ZipSpec, deliver, resolve_format
+from chalicelib.selection.criteria import interpolate, solution_criteria
+from chalicelib.selection.rules import Candidate, Criteria, Target
+from chalicelib.selection.service import Outcome, choose, explanation
+from chalicelib.selection.sides import choose_sides
+from chalicelib.solutions.bundle import FINE_CHAN_KHZ, FORMATS, Side, ZipSpec, deliver, resolve_format
 from chalicelib.web import json_response, redirect
 
 
 def get_cal_solution(query: Mapping[str, str] | None) -> Response:
-    """302 to a presigned zip of the best solution for obs_id."""
+    """302 to a presigned zip of the best solution for obs_id (interpolated between two calibrators if asked)."""
     obs = params.observation_id(query)
     output_format = params.choice(query, "output_format", FORMATS, default="aocal")
     fine_chan_khz = _fine_chan(query)
     nocache = params.flag(query, "nocache", default=False)
-    outcome = choose(obs, criteria(query))
-    spec = zip_spec(obs, outcome.selection.best, outcome.target.channels, output_format=output_format,
-                    fine_chan_khz=fine_chan_khz, nocache=nocache)
+    wanted = solution_criteria(query)
+    interp = interpolate(query)
+    outcome = choose(obs, wanted)
+    spec = solution_spec(outcome, wanted, interp, output_format=output_format, fine_chan_khz=fine_chan_khz,
+                         nocache=nocache)
     metrics.add_metric(name="SolutionsServed", unit="Count", value=1)
     return redirect(deliver(spec, download_name=f"{obs}_cal_solution.zip"))
 
 
 def get_cal_fits(query: Mapping[str, str] | None) -> Response:
-    """Every candidate fit as {fitid: [calid, offset, filename]}, best first."""
+    """Every candidate fit as {fitid: [calid, offset, filename]}, best first (through the same gates)."""
     obs = params.observation_id(query)
-    outcome = choose(obs, criteria(query))
+    wanted = solution_criteria(query)
+    interpolate(query)  # validated as on get_cal_solution; the list is the same either way
+    outcome = choose(obs, wanted)
     body = {str(c.fit.fitid): [c.calibrator.obsid, c.offset, c.fit.solution_key]
             for c in outcome.selection.candidates}
     return json_response(body)
 
 
+def get_cal_selection(query: Mapping[str, str] | None) -> Response:
+    """Why get_cal_solution serves what it serves for obs_id: the explanation (``selection.explain``) as JSON."""
+    return json_response(selection_explanation(query))
+
+
+def selection_explanation(query: Mapping[str, str] | None) -> dict:
+    """The explanation for the query's obs_id and selection parameters (the page renders the same dict)."""
+    obs = params.observation_id(query)
+    params.choice(query, "output_format", FORMATS, default="aocal")  # accepted as on get_cal_solution
+    _fine_chan(query)
+    params.flag(query, "nocache", default=False)
+    wanted = solution_criteria(query)
+    return explanation(obs, wanted, interpolate=interpolate(query))
+
+
+def solution_spec(outcome: Outcome, wanted: Criteria, interp: bool, *, output_format: str, fine_chan_khz: int,
+                  nocache: bool) -> ZipSpec:
+    """The zip for the outcome: the nearest fit, or both sides' when interpolating (never with prefer_fitid)."""
+    target = outcome.target
+    sides = None
+    if interp and wanted.prefer_fitid is None:
+        sides = choose_sides(target, outcome.selection.candidates)
+    best = sides.before if sides else outcome.selection.best
+    spec = zip_spec(target.obsid, best, target.channels, output_format=output_format, fine_chan_khz=fine_chan_khz,
+                    nocache=nocache, correct_to=target if wanted.correct_attenuation else None)
+    if sides is None:
+        return spec
+    after = sides.after.calibrator
+    return replace(spec, weight=sides.weight,
+                   after=Side(cal_obsid=after.obsid, cal_stoptime=after.stoptime, cal_channels=tuple(after.channels),
+                              fitid=sides.after.fit.fitid,
+                              cal_db=after.gain_control_value if wanted.correct_attenuation else None))
+
+
 def zip_spec(obs_id: int, cand: Candidate, target_channels: Sequence[int], *, output_format: str,
-             fine_chan_khz: int, nocache: bool, variant: tuple[str, ...] = ()) -> ZipSpec:
-    """The zip of the chosen (calibrator, fit) for the target; ``auto`` is resolved here, once."""
+             fine_chan_khz: int, nocache: bool, variant: tuple[str, ...] = (),
+             correct_to: Target | None = None) -> ZipSpec:
+    """The zip of the chosen (calibrator, fit) for the target; ``auto`` is resolved here, once.
+
+    ``correct_to``: the target whose attenuation the Jones are scaled to (correct_attenuation=1).
+    """
     cal, fit = cand.calibrator, cand.fit
     return ZipSpec(obs_id=obs_id, target_channels=tuple(target_channels), cal_obsid=cal.obsid,
                    cal_stoptime=cal.stoptime, cal_channels=tuple(cal.channels), fitid=fit.fitid,
                    output_format=resolve_format(output_format, bool(fit.solution_key)),
-                   fine_chan_khz=fine_chan_khz, nocache=nocache, variant=variant)
+                   fine_chan_khz=fine_chan_khz, nocache=nocache, variant=variant,
+                   target_db=correct_to.gain_control_value if correct_to else None,
+                   cal_db=cal.gain_control_value if correct_to else None)
 
 
 def _fine_chan(query: Mapping[str, str] | None) -> int:

@@ -220,3 +220,10 @@ def latest_fitted_obsid() -> int | None:
     """The newest observation that has a fit (where the summary page has something to show)."""
     rows = db.query("SELECT max(obsid) AS obsid FROM calibration_fits")
     return rows[0]["obsid"] if rows else None
+
+
+def newest_fit() -> dict[str, Any] | None:
+    """The fit of the newest fitted observation (the latest run of it): fitid, obsid, fit_time; None without fits."""
+    rows = db.query("SELECT fitid, obsid, fit_time FROM calibration_fits"
+                    " ORDER BY obsid DESC, fit_time DESC NULLS LAST, fitid DESC LIMIT 1")
+    return rows[0] if rows else None

@@ -91,7 +91,7 @@ def _comment(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
 
 
-def casa_flag_script(obs_id: int, tile_names: Iterable[str], *, note: str = "") -> str:
+def casa_flag_script(obs_id: int, tile_names: Iterable[str], *, note: str | None = None) -> str:
     """A CASA script flagging the named tiles completely in one ``flagdata`` call: ``casa -c <script> <ms>``.
 
     The measurement set is the last command-line argument that is one (any name; ``casa -c`` leaves
@@ -107,7 +107,7 @@ def casa_flag_script(obs_id: int, tile_names: Iterable[str], *, note: str = "") 
         f"# Flags the {len(names)} tile(s) flagged in its calibration solution"
         + (":" if names else "."),
         *(f"#   {n!r}" for n in names),
-        *([f"# Note: {_comment(note)}"] if note.strip() else []),
+        *([f"# Note: {_comment(note)}"] if note and note.strip() else []),
         "# Each tile is flagged completely (all its baselines, autocorrelations included) in one",
         "# flagdata call, so one flag backup; tiles the measurement set lacks are skipped and reported.",
         f"# Usage: casa -c {obs}_flags.py /path/to/measurement_set",

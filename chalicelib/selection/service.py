@@ -1,20 +1,24 @@
-"""Selection with the database: the target, the calibrators near it, and the 404 that explains."""
+"""Selection with the database: the target, the calibrators near it, the gates' facts, and the 404 that explains."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chalicelib.db import selection as queries
 from chalicelib.errors import BadRequest, NotFound
-from chalicelib.selection.rules import Criteria, Selection, Target, prefer_problem, select, window
+from chalicelib.selection.explain import explain
+from chalicelib.selection.gates import GateInput, gate_problem
+from chalicelib.selection.rules import (Calibrator, Criteria, Rejection, Selection, Target, nearest_rejected,
+                                        prefer_problem, select, window)
 
 
 @dataclass
 class Outcome:
-    """The target and the ranked selection for it."""
+    """The target, the ranked selection for it, and the calibrators it was made from."""
 
     target: Target
     selection: Selection
+    calibrators: list[Calibrator] = field(default_factory=list)
 
 
 def load_target(obs_id: int) -> Target:
@@ -27,25 +31,50 @@ def load_target(obs_id: int) -> Target:
     return target
 
 
+def _all_fits(calibrators: list[Calibrator]) -> list[tuple[int, int]]:
+    return [(f.fitid, c.obsid) for c in calibrators for f in c.fits]
+
+
 def choose(obs_id: int, criteria: Criteria) -> Outcome:
-    """Rank the candidates for obs_id; 404 with what was searched when there is none."""
+    """Rank the candidates for obs_id (through the gates when one is on); 404 with what was searched when none."""
     target = load_target(obs_id)
     low, high = window(target, criteria)
     calibrators = queries.calibrators_near(obs_id, low, high)
-    sel = select(target, calibrators, criteria)
+    gates = None
+    if criteria.gated:
+        gates = GateInput.for_target(queries.observation_tiles(obs_id), queries.fit_qualities(_all_fits(calibrators)))
+    sel = select(target, calibrators, criteria, gates)
     problem = prefer_problem(target, calibrators, criteria, sel)
     if problem:
         raise NotFound(problem, parameter="prefer_fitid", searched=_searched(target, criteria, low, high))
     if not sel.candidates:
         what = "calibration fit" if criteria.need_fit else "calibrator observation"
-        nearest = sel.rejected[0] if sel.rejected else None
+        gated = [r for r in sel.rejected if r.code == "gate"]
+        details = {"gate": _gate_name(gated[0], criteria)} if gated else {}
+        passing = f" passing {details['gate']}" if gated else ""
         raise NotFound(
-            f"no valid {what} for observation {obs_id} within {criteria.max_time_separation} s",
-            searched=_searched(target, criteria, low, high),
-            nearest_rejected=(
-                {"cal_id": nearest.obsid, "offset": nearest.offset, "reason": nearest.reason} if nearest else None),
-        )
-    return Outcome(target=target, selection=sel)
+            f"no valid {what}{passing} for observation {obs_id} within {criteria.max_time_separation} s",
+            searched=_searched(target, criteria, low, high), nearest_rejected=nearest_rejected(sel), **details)
+    return Outcome(target=target, selection=sel, calibrators=calibrators)
+
+
+def explanation(obs_id: int, criteria: Criteria, *, interpolate: bool) -> dict:
+    """The JSON explanation of the selection for obs_id (``selection.explain``), every fit's facts from the database."""
+    target = load_target(obs_id)
+    low, high = window(target, criteria)
+    calibrators = queries.calibrators_near(obs_id, low, high)
+    tiles = queries.observation_tiles(obs_id)
+    out = explain(target, tiles, calibrators, criteria, queries.fit_qualities(_all_fits(calibrators)),
+                  interpolate=interpolate and criteria.prefer_fitid is None)
+    out["searched"] = _searched(target, criteria, low, high)
+    return out
+
+
+def _gate_name(rejection: Rejection, criteria: Criteria) -> str:
+    """Which gate removed this fit: min_tile_fraction is checked first (gates.gate_problem)."""
+    if rejection.figures and gate_problem(rejection.figures, criteria.min_tile_fraction, 0.0):
+        return "min_tile_fraction"
+    return "min_phase_quality"
 
 
 def _searched(target: Target, criteria: Criteria, low: int, high: int) -> dict:
@@ -55,6 +84,8 @@ def _searched(target: Target, criteria: Criteria, low: int, high: int) -> dict:
         "calibrator_starts_to": high,
         "max_time_separation": criteria.max_time_separation,
         "allow_after": criteria.allow_after,
-        "gain_control_value": None if criteria.any_gain else target.gain_control_value,
+        "gain_control_value": None if criteria.any_gain or criteria.correct_attenuation else target.gain_control_value,
         "channels": list(target.channels),
+        "min_tile_fraction": criteria.min_tile_fraction,
+        "min_phase_quality": criteria.min_phase_quality,
     }

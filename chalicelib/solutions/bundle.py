@@ -19,6 +19,8 @@ from chalicelib.formats.aocal import write_aocal
 from chalicelib.formats.bundle import build_zip
 from chalicelib.formats.flags import casa_flag_script, flagged_tiles_text
 from chalicelib.formats.hyperdrive import write_hyperdrive
+from chalicelib.solutions.attenuation import attenuation_factor, correct_jones, correct_rows
+from chalicelib.solutions.interpolate import cut_channels, interpolate_rows
 from chalicelib.solutions.rebuild import assemble
 from chalicelib.solutions.solution import CalibrationSolution
 
@@ -51,6 +53,17 @@ def resolve_format(output_format: str, fit_has_hyperdrive_file: bool) -> str:
 
 
 @dataclass(frozen=True)
+class Side:
+    """The second calibrator fit of an interpolated zip (the one after the target)."""
+
+    cal_obsid: int
+    cal_stoptime: int
+    cal_channels: tuple[int, ...]
+    fitid: int
+    cal_db: float | None = None  # its gain_control_value (for correct_attenuation)
+
+
+@dataclass(frozen=True)
 class ZipSpec:
     """One solution zip: the target it is for, the fit it serves, and how the solution is written."""
 
@@ -64,42 +77,110 @@ class ZipSpec:
     fine_chan_khz: int = 40
     nocache: bool = False
     variant: tuple[str, ...] = ()  # names files the caller adds (e.g. "metafits"), so its zips are cached apart
+    after: Side | None = None  # interpolate: the calibrator after the target; cal_obsid/fitid are the one before
+    weight: float = 1.0  # interpolate: w on cal_obsid/fitid, 1 - w on ``after`` (solutions.interpolate.weight)
+    target_db: float | None = None  # correct_attenuation: the target's gain_control_value (None: no correction)
+    cal_db: float | None = None  # correct_attenuation: the calibrator's (cal_obsid) gain_control_value
 
     def __post_init__(self) -> None:
         if self.output_format not in WRITERS:
             raise ValueError(f"output format {self.output_format!r} is not resolved to one of {', '.join(WRITERS)}")
 
 
-def solution_files(sol: CalibrationSolution, name_obsid: int, output_format: str) -> dict[str, bytes]:
-    """The files of the zip: the solution, the flagged tiles and the CASA flag script."""
+def solution_files(sol: CalibrationSolution, name_obsid: int, output_format: str, *,
+                   solution_name: str | None = None, note: str | None = None) -> dict[str, bytes]:
+    """The files of the zip: the solution, the flagged tiles and the CASA flag script (``note`` in its header)."""
     writer = WRITERS[output_format]
     flagged = sol.flagged_antennas()
     names = {t.antenna: t.name for t in sol.tiles}
+    name = solution_name if solution_name is not None else str(sol.cal_obsid)
     return {
-        writer.file_name.format(cal_obsid=sol.cal_obsid): writer.write(sol),
+        writer.file_name.format(cal_obsid=name): writer.write(sol),
         f"{name_obsid}_flagged_tiles.txt": flagged_tiles_text(flagged).encode(),
-        f"{name_obsid}_flags.py": casa_flag_script(name_obsid, [names[a] for a in flagged]).encode(),
+        f"{name_obsid}_flags.py": casa_flag_script(name_obsid, [names[a] for a in flagged], note=note).encode(),
     }
 
 
+def _factor(spec: ZipSpec, cal_db: float | None) -> float:
+    """The attenuation factor applied to one calibrator's Jones (1 when not correcting or equal)."""
+    if spec.target_db is None or cal_db is None or cal_db == spec.target_db:
+        return 1.0
+    return attenuation_factor(spec.target_db, cal_db)
+
+
+def _corrected(spec: ZipSpec) -> bool:
+    return _factor(spec, spec.cal_db) != 1.0 or (spec.after is not None and _factor(spec, spec.after.cal_db) != 1.0)
+
+
+def solution_name(spec: ZipSpec) -> str:
+    """What the solution file is named after: the calibrator, or both calibrators when interpolated."""
+    return f"{spec.cal_obsid}_{spec.after.cal_obsid}" if spec.after else str(spec.cal_obsid)
+
+
+def note(spec: ZipSpec) -> str | None:
+    """The flag script's header note: the interpolation and the attenuation factor applied (None for a plain zip)."""
+    lines = []
+    if spec.after:
+        lines.append(f"Solution interpolated in time: weight {spec.weight:.6g} on calibrator {spec.cal_obsid} "
+                     f"fit {spec.fitid}, {1 - spec.weight:.6g} on calibrator {spec.after.cal_obsid} "
+                     f"fit {spec.after.fitid}.")
+    sides = [(spec.cal_obsid, spec.cal_db)] + ([(spec.after.cal_obsid, spec.after.cal_db)] if spec.after else [])
+    for cal, db_ in sides:
+        f = _factor(spec, db_)
+        if f != 1.0:
+            lines.append(f"Attenuation corrected: Jones of calibrator {cal} x 10^(({spec.target_db:g} - {db_:g})/20) "
+                         f"= {f:.6g} (target {spec.target_db:g} dB, calibrator {db_:g} dB).")
+    return "\n".join(lines) or None
+
+
 def cache_key(spec: ZipSpec) -> str:
-    """Where the zip is kept in the products bucket: names obs, fit, format, resolution and variant."""
+    """Where the zip is kept in the products bucket: names obs, fit(s), weight, correction, format, resolution, variant."""
     extra = "".join(f"-{v}" for v in spec.variant)
-    return (f"cal_solutions/{spec.obs_id}/{spec.obs_id}_cal{spec.cal_obsid}_fit{spec.fitid}"
+    interp = f"_cal{spec.after.cal_obsid}_fit{spec.after.fitid}_w{spec.weight:.12g}" if spec.after else ""
+    corr = f"_atten{spec.target_db:g}db" if _corrected(spec) else ""
+    return (f"cal_solutions/{spec.obs_id}/{spec.obs_id}_cal{spec.cal_obsid}_fit{spec.fitid}{interp}{corr}"
             f"_{spec.output_format}_{spec.fine_chan_khz}khz{extra}.zip")
 
 
-def build(spec: ZipSpec, extra_files: Mapping[str, bytes] | None = None) -> bytes:
-    """Build the zip bytes for one (calibrator, fit) from the database."""
-    rows = queries.solution_rows(spec.fitid, spec.cal_obsid)
+def _rows(fitid: int, cal_obsid: int) -> list[dict]:
+    rows = queries.solution_rows(fitid, cal_obsid)
     if not rows:
-        raise NotFound(f"fit {spec.fitid} of calibrator {spec.cal_obsid} has no solution rows")
+        raise NotFound(f"fit {fitid} of calibrator {cal_obsid} has no solution rows")
+    return rows
+
+
+def interpolated(spec: ZipSpec, tiles: list) -> CalibrationSolution:
+    """The solution combined from both sides' rows (each cut to the target's channels and corrected), then rebuilt.
+
+    One interval, from the start of the calibrator before to the end of the one after.
+    """
+    after = spec.after
+    sides = []
+    for fitid, cal, channels, cal_db in ((spec.fitid, spec.cal_obsid, spec.cal_channels, spec.cal_db),
+                                         (after.fitid, after.cal_obsid, after.cal_channels, after.cal_db)):
+        rows = cut_channels(_rows(fitid, cal), channels, spec.target_channels)
+        if _factor(spec, cal_db) != 1.0:
+            rows = correct_rows(rows, spec.target_db, cal_db)
+        sides.append(rows)
+    rows = interpolate_rows(sides[0], sides[1], spec.weight)
+    return assemble(rows, spec.target_channels, tiles, spec.target_channels, spec.fine_chan_khz * 1e3,
+                    (float(spec.cal_obsid), float(after.cal_stoptime)), spec.cal_obsid, spec.fitid)
+
+
+def build(spec: ZipSpec, extra_files: Mapping[str, bytes] | None = None) -> bytes:
+    """Build the zip bytes for one (calibrator, fit), or two interpolated, from the database."""
     tiles = queries.observation_tiles(spec.obs_id) or queries.observation_tiles(spec.cal_obsid)
     if not tiles:
         raise NotFound(f"no tile list is recorded for observation {spec.obs_id} or its calibrator {spec.cal_obsid}")
-    sol = assemble(rows, spec.cal_channels, tiles, spec.target_channels, spec.fine_chan_khz * 1e3,
-                   (float(spec.cal_obsid), float(spec.cal_stoptime)), spec.cal_obsid, spec.fitid)
-    files = solution_files(sol, spec.obs_id, spec.output_format)
+    if spec.after is not None:
+        sol = interpolated(spec, tiles)
+    else:
+        rows = _rows(spec.fitid, spec.cal_obsid)
+        sol = assemble(rows, spec.cal_channels, tiles, spec.target_channels, spec.fine_chan_khz * 1e3,
+                       (float(spec.cal_obsid), float(spec.cal_stoptime)), spec.cal_obsid, spec.fitid)
+        if _factor(spec, spec.cal_db) != 1.0:
+            sol.jones = correct_jones(sol.jones, spec.target_db, spec.cal_db)
+    files = solution_files(sol, spec.obs_id, spec.output_format, solution_name=solution_name(spec), note=note(spec))
     files.update(extra_files or {})
     return build_zip(files)
 

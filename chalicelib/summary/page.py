@@ -26,6 +26,7 @@ from chalicelib import gpstime, params
 from chalicelib.config import settings
 from chalicelib.db import summary as sql
 from chalicelib.errors import BadRequest
+from chalicelib.summary.selection import selection_url
 
 DEFAULT_DAYS = 7
 DEFAULT_PER_PAGE = 100
@@ -112,6 +113,7 @@ def observation_entry(fitid: int, obsid: int, obsname: str | None) -> dict[str, 
         "obsname": obsname if obsname is not None else "(not in schedule)",
         "obs_time_utc": gpstime.format_utc(gpstime.gps_to_datetime(obsid)),
         "solution_url": solution_url(obsid, fitid),
+        "selection_url": selection_url(obsid),
         "obs_url": observation_url(obsid),
         "plots": [{"kind": k, "url": plot_url(k, fitid, obsid)} for k in PLOT_KINDS],
     }
@@ -165,7 +167,23 @@ def summary_data(q: SummaryQuery) -> dict[str, Any]:
         "next_url": page_url(q.page + 1) if q.page < pages else None,
         "page_urls": [(n, page_url(n)) for n in _page_numbers(q.page, pages)],
         "plot_kinds": PLOT_KINDS,
+        "newest": newest_fit(q) if total == 0 else None,
     }
+
+
+def newest_fit(q: SummaryQuery) -> dict[str, Any] | None:
+    """For a range that holds no fit: when the newest fit ran, and the link to the week up to its observation."""
+    newest = sql.newest_fit()
+    if newest is None:
+        return None
+    obsid = int(newest["obsid"])
+    ran = gpstime.fit_ran_at(newest.get("fit_time"), int(newest["fitid"]))
+    base: dict[str, object] = {"start": obsid - DEFAULT_DAYS * 86400, "end": obsid}
+    if q.per_page != DEFAULT_PER_PAGE:
+        base["per_page"] = q.per_page
+    return {"fitid": int(newest["fitid"]), "obsid": obsid, "ran_awst": gpstime.format_awst(ran),
+            "obs_awst": gpstime.format_awst(gpstime.gps_to_datetime(obsid), seconds=False),
+            "url": "summary?" + urlencode(base)}
 
 
 def _page_numbers(page: int, pages: int) -> list[int]:

@@ -17,7 +17,7 @@ from chalice import Response
 
 from chalicelib import params
 from chalicelib.errors import BadRequest, NotFound
-from chalicelib.summary import fitpage, fitstats, page
+from chalicelib.summary import fitpage, fitstats, page, selection
 from chalicelib.web import json_response
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -67,7 +67,8 @@ def html(body: str, status: int = 200) -> Response:
 
 
 def html_error(exc: BadRequest | NotFound, back_url: str = "summary") -> Response:
-    return html(render("error.html", status=exc.status, message=exc.message, back_url=back_url), exc.status)
+    return html(render("error.html", status=exc.status, message=exc.message, back_url=back_url,
+                       parameter=exc.parameter), exc.status)
 
 
 def summary_page(query: Mapping[str, str] | None, now: datetime | None = None) -> Response:
@@ -104,3 +105,12 @@ def fit_page(query: Mapping[str, str] | None) -> Response:
             "Cache-Control": "no-store",
         })
     return html(render("fit.html", fit=fitpage.html_data(query, fit)))
+
+
+def selection_page(query: Mapping[str, str] | None) -> Response:
+    """GET /calib/selection?obs_id=...: the explanation of the selection as a page, with a form to change it."""
+    try:
+        data = selection.page_data(query)
+    except (BadRequest, NotFound) as exc:
+        return html_error(exc)
+    return html(render("selection.html", d=data))
