@@ -22,6 +22,7 @@ DEFAULT_MAX_TIME_SEPARATION = 86400                             # params.DEFAULT
 MAX_TIME_SEPARATION = 10 * 365 * 86400                           # params.MAX_TIME_SEPARATION
 PLOT_KINDS = ("tilediff", "timediff", "xydiff", "gains", "gaintimes")  # plots.KINDS
 PLOT_FORMATS = ("png", "json")                                   # plots.service.FORMATS
+PLOT_WIDTHS = (480, 960, 1440)                                   # plots.pngs.WIDTHS
 FIT_FORMATS = ("html", "csv", "json")                            # summary.fitpage.FORMATS
 FIT_TABLES = ("receivers", "tiles")                              # summary.fitpage.TABLES
 SUMMARY_DEFAULT_PER_PAGE = 100                                   # summary.page.DEFAULT_PER_PAGE
@@ -316,6 +317,9 @@ def _paths() -> dict[str, Any]:
                 _int_param("obsid", "the observation of the fit (needed when the fit has several)"),
                 _choice_param("format", "png: redirect to the stored PNG; json: the plotted data", PLOT_FORMATS,
                               "png"),
+                _choice_param("width", "pixel width of the PNG: the full drawing (1440) or it downscaled, "
+                              "aspect kept (the pages offer all three in a srcset); any other value is a 400",
+                              PLOT_WIDTHS, PLOT_WIDTHS[-1]),
             ],
             "responses": {
                 "302": _ref("responses", "Redirect"),
