@@ -74,6 +74,14 @@ def _text_param(name: str, description: str, max_length: int, example: str | Non
     return param
 
 
+def _page_file(operation: str, summary: str, content_type: str) -> dict[str, Any]:
+    """A small fixed file of the pages (icon, robots.txt): 200 with it, cached for a day."""
+    return {"operationId": operation, "tags": ["quality"], "summary": summary,
+            "responses": {"200": {"description": "the file (Cache-Control: public, max-age=86400)",
+                                  "content": {content_type: {"schema": {"type": "string"}}}},
+                          **_errors(500)}}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
     names = {400: "BadRequest", 404: "NotFound", 409: "Conflict", 500: "InternalError", 503: "Unavailable"}
     return {str(c): _ref("responses", names[c]) for c in codes}
@@ -392,6 +400,12 @@ def _paths() -> dict[str, Any]:
                             {"type": "array", "items": {"type": "object", "additionalProperties": True}},
                             {"type": "object", "additionalProperties": True}]}}}},
                 **_errors(400, 500, 503)}}},
+        "/calib/favicon.svg": {"get": _page_file("favicon_svg", "The pages' icon (linked from every page)",
+                                                 "image/svg+xml")},
+        "/favicon.ico": {"get": _page_file("favicon_ico", "The same icon, where browsers look by default",
+                                           "image/svg+xml")},
+        "/robots.txt": {"get": _page_file("robots_txt", "Keeps crawlers out of /calib/ (plots and solutions "
+                                          "are made on demand)", "text/plain")},
         "/calib/openapi.json": {"get": {
             "operationId": "openapi", "tags": ["operations"],
             "summary": "This description (OpenAPI 3.0)",

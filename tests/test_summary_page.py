@@ -47,7 +47,12 @@ def test_page_is_html_with_the_form_and_no_external_assets(client):
     assert form.attrs["method"] == "get"
     assert {i.attrs["name"] for i in form.find_all("input")} == {"start", "end"}
     assert '<meta name="viewport"' in body and "@media (max-width" in body
-    assert "<script" not in body and "<link" not in body and "@import" not in body
+    assert "<script" not in body and "@import" not in body
+    # the one <link> is the page's own icon, answered by the service itself
+    assert re.findall(r"<link[^>]*>", body) == ['<link rel="icon" href="favicon.svg" type="image/svg+xml">']
+    icon = client.http.get("/calib/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["Content-Type"] == "image/svg+xml"
+    assert icon.body.decode().startswith("<svg") and "max-age" in icon.headers["Cache-Control"]
     # every src/href is relative, except the observation information pages (config)
     for m in re.finditer(r'(?:src|href)="([^"]+)"', body):
         url = m.group(1)
