@@ -38,6 +38,7 @@ async function inspect(page) {
       }).observe({ type: "layout-shift", buffered: true });
       setTimeout(resolve, 200);
     });
+    const loadShift = shift;  // before this script scrolls anything
     // Sticky parts: scroll each table box (or, for a table not in a box, the page) and see what stays.
     const sticky = [];
     for (const table of document.querySelectorAll("table")) {
@@ -46,6 +47,9 @@ async function inspect(page) {
       const box = table.closest(".table-box");
       const entry = { table: table.id, box: !!box };
       if (box) {
+        // as a person would: bring the box into view first (off screen it is not rendered)
+        box.scrollIntoView({ block: "start" });
+        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
         box.scrollTop = 0; box.scrollLeft = 0;
         const top0 = rect(box).top;
         entry.scrollable_down = box.scrollHeight > box.clientHeight;
@@ -58,6 +62,7 @@ async function inspect(page) {
         entry.scrolled_right = box.scrollLeft;
         entry.first_column_offset = firstCell ? rect(firstCell).left - rect(box).left : null;
         box.scrollLeft = 0;
+        window.scrollTo(0, 0);
       } else {
         // the page scrolls: room below the table lets it scroll past the table's top
         const spacer = document.body.appendChild(document.createElement("div"));
@@ -76,7 +81,7 @@ async function inspect(page) {
     const icon = document.querySelector('link[rel="icon"]');
     return {
       title: document.title, description: description && description.content, icon: icon && icon.href,
-      images, layout_shift: shift, sticky,
+      images, layout_shift: loadShift, scroll_shift: shift - loadShift, sticky,
       invalid: [...document.querySelectorAll('[aria-invalid="true"]')].map((el) => ({
         id: el.id, value: el.value, type: el.type, describedby: el.getAttribute("aria-describedby"),
         description: (document.getElementById(el.getAttribute("aria-describedby") || "") || {}).textContent || null,
