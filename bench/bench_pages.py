@@ -9,9 +9,10 @@ a free loopback port. The fit page is the real calvin fit of the real 256-tile c
 (``devstack.demo.REAL_FITID``, five plots) unless ``--fitid`` names another; the summary page is
 the week before the newest fit.
 
-First view: an empty browser cache, and (own stack only) the fit's plots not drawn yet, so it
-includes drawing them. Second view: the same browser profile, its cache kept
-(``--disable-storage-reset``), the plots stored. Debian's chromium runs headless with a fresh
+First view: an empty browser cache and (own stack: its S3 starts empty) the fit's plots not drawn
+yet, so it includes drawing them. Then every width of every plot on the page is asked for until
+all are stored. Second view: the same browser profile, its cache kept (``--disable-storage-reset``),
+the plots stored. Debian's chromium runs headless with a fresh
 profile and remote debugging on a loopback port; Lighthouse (npm, ``bin/_browser_env.sh --bench``
 installs it into .local/node) connects to it. Prints performance / accessibility /
 best-practices per page and view, LCP / CLS / TBT, and the bytes transferred (all, images);
@@ -107,14 +108,6 @@ def draw_every_plot(fit_url: str) -> int:
     return len(urls)
 
 
-def forget_plots(fitid: int) -> int:
-    """Drop the stored plots of the fit's observations (own stack), so the first view draws them."""
-    from chalicelib.db import summary as sql
-    from chalicelib.plots import service
-
-    return sum(service.forget_observation(int(r["obsid"])) for r in sql.fit_observations(fitid))
-
-
 class Chromium:
     """Debian's chromium, headless, one profile for all runs, remote debugging on loopback."""
 
@@ -200,7 +193,6 @@ def main(argv: list[str] | None = None) -> int:
     chromium = None
     results: dict[str, dict] = {}
     try:
-        forgotten = None if args.url else forget_plots(fitid)
         chromium = Chromium()
         for page, url in (("summary", summary_url), ("fit", fit_url)):
             for view, keep in (("first", False), ("second", True)):
@@ -214,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         if stop is not None:
             stop()
     OUT.mkdir(parents=True, exist_ok=True)
-    record = {"fitid": fitid, "plots_forgotten_before_first_view": forgotten, "results": results,
+    record = {"fitid": fitid, "own_stack": not args.url, "load_average": os.getloadavg(), "results": results,
               "chromium": subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True,
                                          text=True).stdout.strip()}
     (OUT / "pages.json").write_text(json.dumps(record, indent=1))
@@ -224,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(r: dict) -> None:
     print(f"\n{r['chromium']}, Lighthouse desktop preset; fit page: fit {r['fitid']}"
-          + ("" if r["plots_forgotten_before_first_view"] is None
-             else f" (first view draws its plots: {r['plots_forgotten_before_first_view']} stored PNGs dropped)"))
+          + (" (the first view draws its plots)" if r["own_stack"] else "")
+          + f"; load average {', '.join(f'{x:.1f}' for x in r['load_average'])}")
     print(f"{'page / view':16} {'perf':>5} {'a11y':>5} {'b-p':>5} {'LCP ms':>8} {'CLS':>6} {'TBT ms':>7}"
           f" {'transferred':>12} {'images':>14}")
     for key, x in r["results"].items():
