@@ -13,6 +13,7 @@ from chalicelib import health, observability
 from chalicelib import calrequests as cal_requests
 from chalicelib.errors import ServiceError
 from chalicelib.observability import logger
+from chalicelib.summary import assets
 from chalicelib.web import GRAFANA_CORS, error_response, internal_error, json_response
 
 app = Chalice(app_name="mwa-calib", configure_logs=False)
@@ -112,6 +113,21 @@ def fit_page() -> Response:
     from chalicelib.summary import views
 
     return views.fit_page(_query())
+
+
+@app.route("/calib/favicon.svg")
+def favicon_svg() -> Response:
+    return assets.favicon()
+
+
+@app.route("/favicon.ico")
+def favicon_ico() -> Response:
+    return assets.favicon()
+
+
+@app.route("/robots.txt")
+def robots_txt() -> Response:
+    return assets.robots()
 
 
 @app.route("/calib/plot/{kind}")

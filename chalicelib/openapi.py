@@ -22,6 +22,7 @@ DEFAULT_MAX_TIME_SEPARATION = 86400                             # params.DEFAULT
 MAX_TIME_SEPARATION = 10 * 365 * 86400                           # params.MAX_TIME_SEPARATION
 PLOT_KINDS = ("tilediff", "timediff", "xydiff", "gains", "gaintimes")  # plots.KINDS
 PLOT_FORMATS = ("png", "json")                                   # plots.service.FORMATS
+PLOT_WIDTHS = (480, 960, 1440)                                   # plots.pngs.WIDTHS
 FIT_FORMATS = ("html", "csv", "json")                            # summary.fitpage.FORMATS
 FIT_TABLES = ("receivers", "tiles")                              # summary.fitpage.TABLES
 SUMMARY_DEFAULT_PER_PAGE = 100                                   # summary.page.DEFAULT_PER_PAGE
@@ -76,6 +77,14 @@ def _text_param(name: str, description: str, max_length: int, example: str | Non
     if example is not None:
         param["example"] = example
     return param
+
+
+def _page_file(operation: str, summary: str, content_type: str) -> dict[str, Any]:
+    """A small fixed file of the pages (icon, robots.txt): 200 with it, cached for a day."""
+    return {"operationId": operation, "tags": ["quality"], "summary": summary,
+            "responses": {"200": {"description": "the file (Cache-Control: public, max-age=86400)",
+                                  "content": {content_type: {"schema": {"type": "string"}}}},
+                          **_errors(500)}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -377,6 +386,9 @@ def _paths() -> dict[str, Any]:
                 _int_param("obsid", "the observation of the fit (needed when the fit has several)"),
                 _choice_param("format", "png: redirect to the stored PNG; json: the plotted data", PLOT_FORMATS,
                               "png"),
+                _choice_param("width", "pixel width of the PNG: the full drawing (1440) or it downscaled, "
+                              "aspect kept (the pages offer all three in a srcset); any other value is a 400",
+                              PLOT_WIDTHS, PLOT_WIDTHS[-1]),
             ],
             "responses": {
                 "302": _ref("responses", "Redirect"),
@@ -449,6 +461,12 @@ def _paths() -> dict[str, Any]:
                             {"type": "array", "items": {"type": "object", "additionalProperties": True}},
                             {"type": "object", "additionalProperties": True}]}}}},
                 **_errors(400, 500, 503)}}},
+        "/calib/favicon.svg": {"get": _page_file("favicon_svg", "The pages' icon (linked from every page)",
+                                                 "image/svg+xml")},
+        "/favicon.ico": {"get": _page_file("favicon_ico", "The same icon, where browsers look by default",
+                                           "image/svg+xml")},
+        "/robots.txt": {"get": _page_file("robots_txt", "Keeps crawlers out of /calib/ (plots and solutions "
+                                          "are made on demand)", "text/plain")},
         "/calib/openapi.json": {"get": {
             "operationId": "openapi", "tags": ["operations"],
             "summary": "This description (OpenAPI 3.0)",

@@ -148,3 +148,25 @@ def test_variable_queries_and_panels_answer(client, data, dashboard):
                 beyond[choice["clip"]] += sum(v > clip for v in values)
                 within[choice["clip"]] += sum(v <= clip for v in values)
     assert all(beyond.values()) and all(within.values()), (beyond, within)  # both cases were exercised
+
+
+def test_clip_variable_offers_exactly_the_service_clip_options(client, dashboard):
+    clip = _variables(dashboard)["clip"]
+    offered = clip["query"].split(",")
+    assert [o["value"] for o in clip["options"]] == [o["text"] for o in clip["options"]] == offered
+    assert [o["value"] for o in clip["options"] if o["selected"]] == [clip["current"]["value"]] == ["None"]
+    r = client.http.post("/calib/grafana/metrics", body="{}", headers={"Content-Type": "application/json"})
+    receiver = json.loads(r.body)[0]["value"]
+    r = client.http.post("/calib/grafana/metric-payload-options",
+                         body=json.dumps({"metric": receiver, "name": "clip", "payload": {}}),
+                         headers={"Content-Type": "application/json"})
+    assert r.status_code == 200
+    assert offered == [o["value"] for o in json.loads(r.body)]  # the query builder's list, in its order
+    panel = next(p for p in dashboard["panels"] if any(t["target"] == "$receiver" for t in p["targets"]))
+    for value in offered:  # and each one draws the panel
+        choice = {"receiver": receiver, "source": "ANY", "channel": "ANY", "clip": value}
+        targets = [{**t, "target": _interpolate(t["target"], choice), "payload": _interpolate(t["payload"], choice)}
+                   for t in panel["targets"]]
+        r = client.http.post("/calib/grafana/query", body=json.dumps(gd.query_body(*targets)),
+                             headers={"Content-Type": "application/json"})
+        assert r.status_code == 200 and json.loads(r.body), value

@@ -277,3 +277,30 @@ def test_the_same_data_gives_the_same_png_in_every_process():
         assert out.returncode == 0, out.stderr[-2000:]
         digests.add(out.stdout.strip())
     assert len(digests) == 1 and len(next(iter(digests))) == len(hashlib.sha256().hexdigest())
+
+
+@pytest.mark.parametrize("receivers, loose", [(0, 0), (2, 1), (5, 0), (16, 3), (32, 0)])
+def test_a_plots_pixel_size_is_known_before_it_is_drawn(receivers, loose):
+    """What the fit page writes in <img width height> is the size of the PNG that is then drawn:
+    1440 px wide, and one more row of receivers per 4 receivers (or 8 loose tiles)."""
+    import io
+
+    from PIL import Image
+
+    from chalicelib.plots import figure
+
+    rows = [{"tileid": 100 * rx + s, "tile_name": f"T{rx}-{s}", "rx": rx, "slot": s, "flagged": False}
+            for rx in range(1, receivers + 1) for s in range(1, 9)]
+    sols = [{"tileid": r["tileid"], "x_delay_m": 0.1, "y_delay_m": -0.1} for r in rows]
+    sols += [{"tileid": 9000 + i, "x_delay_m": 0.2, "y_delay_m": 0.3} for i in range(loose)]  # no receiver
+    announced = figure.pixel_size(layout.tile_refs(rows, [s["tileid"] for s in sols]))
+    png = tilediff.render(tilediff.compute(rows, sols, fitid=1, obsid=2))
+    drawn = Image.open(io.BytesIO(png)).size
+    assert announced == drawn
+    groups = receivers + math.ceil(loose / 8)
+    row_count = max(1, math.ceil(groups / 4))
+    assert drawn[0] == 1440
+    if row_count > 1:  # each further row adds the same height
+        one_row = figure.pixel_size(layout.tile_refs(rows[:8], []))[1]
+        per_row = (drawn[1] - one_row) / (row_count - 1)
+        assert per_row == pytest.approx(285, abs=1)  # 1.9 in of axes + 0.95 in of labels, at 100 dpi

@@ -70,7 +70,7 @@ def test_each_plot_is_a_redirect_to_a_stored_png(client, aws, kind):
     q = parse_qs(urlparse(loc).query)
     assert "X-Amz-Signature" in q and q["response-content-type"] == ["image/png"]
     key = key_of(loc)
-    assert key.startswith(f"plots/v1/{kind}/{fx.A}/{fx.F_CALVIN}")
+    assert key.startswith(f"plots/v2/{kind}/{fx.A}/{fx.F_CALVIN}/") and key.endswith("/1440px.png")
     png, ctype = fetch(aws, key)
     assert ctype == "image/png"
     # calvin fits are drawn red (X) and orange (Y), xydiff in the X colour only; the window plots
@@ -82,12 +82,12 @@ def test_each_plot_is_a_redirect_to_a_stored_png(client, aws, kind):
 
 def test_cache_keys_follow_what_each_plot_depends_on(client):
     keys = {k: key_of(plot(client, k, fx.F_CALVIN, fx.A).headers["Location"]) for k in KINDS}
-    assert keys["tilediff"] == f"plots/v1/tilediff/{fx.A}/{fx.F_CALVIN}.png"
-    assert keys["gains"] == f"plots/v1/gains/{fx.A}/{fx.F_CALVIN}.png"
+    assert keys["tilediff"] == f"plots/v2/tilediff/{fx.A}/{fx.F_CALVIN}/1440px.png"
+    assert keys["gains"] == f"plots/v2/gains/{fx.A}/{fx.F_CALVIN}/1440px.png"
     # window plots: n fits in the window + digest; 4 fits in [A - 7 d, A], 5 in [A - 30 d, A]
-    assert keys["timediff"].startswith(f"plots/v1/timediff/{fx.A}/{fx.F_CALVIN}/w4-")
-    assert keys["gaintimes"].startswith(f"plots/v1/gaintimes/{fx.A}/{fx.F_CALVIN}/w4-")
-    assert keys["xydiff"].startswith(f"plots/v1/xydiff/{fx.A}/{fx.F_CALVIN}/w5-")
+    assert keys["timediff"].startswith(f"plots/v2/timediff/{fx.A}/{fx.F_CALVIN}/w4-")
+    assert keys["gaintimes"].startswith(f"plots/v2/gaintimes/{fx.A}/{fx.F_CALVIN}/w4-")
+    assert keys["xydiff"].startswith(f"plots/v2/xydiff/{fx.A}/{fx.F_CALVIN}/w5-")
     older = {k: key_of(plot(client, k, fx.F_C_CALVIN, fx.C).headers["Location"]) for k in KINDS}
 
     # a new fit of an observation 1 day before A: in A's windows, not in C's (C is 2 days earlier)
@@ -106,7 +106,7 @@ def test_cache_keys_follow_what_each_plot_depends_on(client):
     assert after["tilediff"] == keys["tilediff"] and after["gains"] == keys["gains"]
     for k in ("timediff", "gaintimes", "xydiff"):
         assert after[k] != keys[k], k
-    assert after["timediff"].startswith(f"plots/v1/timediff/{fx.A}/{fx.F_CALVIN}/w5-")
+    assert after["timediff"].startswith(f"plots/v2/timediff/{fx.A}/{fx.F_CALVIN}/w5-")
     assert {k: key_of(plot(client, k, fx.F_C_CALVIN, fx.C).headers["Location"]) for k in KINDS} == older
 
 
@@ -129,9 +129,60 @@ def test_forgetting_an_observation_drops_only_its_plots(client, aws):
 
     a = key_of(plot(client, "tilediff", fx.F_CALVIN, fx.A).headers["Location"])
     c = key_of(plot(client, "tilediff", fx.F_C_CALVIN, fx.C).headers["Location"])
-    assert service.forget_observation(fx.A) == 1
+    assert service.forget_observation(fx.A) == 3  # the plot at each of its three widths
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="test-products").get("Contents", [])]
-    assert a not in keys and c in keys
+    assert a not in keys and c in keys and len(keys) == 3
+
+
+def png_image(png: bytes):
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png))
+
+
+def test_each_width_is_the_same_drawing_scaled_and_all_come_from_one_render(client, aws, monkeypatch):
+    from PIL import Image
+
+    from chalicelib.plots import service
+
+    calls = []
+    real_render = service.render
+    monkeypatch.setattr(service, "render", lambda *a: calls.append(a[0]) or real_render(*a))
+    r = plot(client, "timediff", fx.F_CALVIN, fx.A, "&width=480")
+    assert r.status_code == 302 and key_of(r.headers["Location"]).endswith("/480px.png")
+    full_key = key_of(plot(client, "timediff", fx.F_CALVIN, fx.A).headers["Location"])
+    mid_key = key_of(plot(client, "timediff", fx.F_CALVIN, fx.A, "&width=960").headers["Location"])
+    assert calls == ["timediff"]  # one drawing, stored at every width
+    full = png_image(fetch(aws, full_key)[0]).convert("RGB")
+    assert full.width == 1440
+    for key, width in ((key_of(r.headers["Location"]), 480), (mid_key, 960)):
+        png, ctype = fetch(aws, key)
+        im = png_image(png)
+        assert ctype == "image/png" and im.mode == "P" and len(im.getcolors(256) or []) <= 256  # a palette PNG
+        assert im.width == width and abs(im.height - full.height * width / 1440) <= 0.5
+        # the same picture: the full drawing shrunk here with another filter differs by little
+        ours = np.asarray(im.convert("RGB"), dtype=float)
+        box = np.asarray(full.resize(im.size, Image.Resampling.BOX), dtype=float)
+        assert np.abs(ours - box).mean() < 6, key
+        assert len(png) < len(fetch(aws, full_key)[0]) * (0.35 if width == 480 else 0.85)
+
+
+@pytest.mark.parametrize("width", ["500", "0", "-480", "abc", "1440.0", "99999999999999999999"])
+def test_a_width_not_served_is_a_400_naming_width(client, width):
+    r = plot(client, "tilediff", fx.F_CALVIN, fx.A, f"&width={width}")
+    assert r.status_code == 400, width
+    body = json.loads(r.body)
+    assert body["parameter"] == "width" and body["error"] == "bad_request"
+
+
+def test_openapi_describes_the_width(client):
+    from chalicelib import openapi
+    from chalicelib.plots import pngs
+
+    doc = json.loads(client.http.get("/calib/openapi.json").body)
+    params = {p["name"]: p for p in doc["paths"]["/calib/plot/{kind}"]["get"]["parameters"]}
+    assert params["width"]["schema"]["enum"] == list(pngs.WIDTHS) and params["width"]["schema"]["default"] == 1440
+    assert openapi.PLOT_WIDTHS == pngs.WIDTHS
 
 
 def test_plot_data_as_json(client):

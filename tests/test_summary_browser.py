@@ -1,19 +1,24 @@
 """In a real browser: the summary page of the running local service, its form, a Fit ID link, and
-every plot image of the fit page.
+every plot image of the fit page; then axe-core's accessibility rules, the images, the keyboard
+and the sticky table parts on the summary page, a fit page and the error pages at 1350 and 390 px.
 
 The service runs as ``chalice local`` (a subprocess) against the test database and a moto S3
 server on loopback; the browser is Debian's ``chromium`` in headless mode (the test set-up
 installs it: ``apt-get install -y chromium``; without it this test FAILS, it never skips).
 
-Headless ``--dump-dom`` runs no scripted interaction, so "submitting the form" is done the way the
-browser itself would for a GET form: the form's action and its inputs' names are read from the
-rendered DOM, given new values and sent as the query string. Each plot <img> URL must answer
-302 -> 200 image/png. Screenshots (desktop and phone widths) are saved in test-artifacts/.
+The first test uses headless ``--dump-dom``, which runs no scripted interaction, so "submitting
+the form" is done the way the browser itself would for a GET form: the form's action and its
+inputs' names are read from the rendered DOM, given new values and sent as the query string. Each
+plot <img> URL must answer 302 -> 200 image/png. The second drives the same chromium with npm's
+playwright-core (``tests/browser_pages.js``; ``bin/_browser_env.sh`` installs it and axe-core
+into .local/node, and bin/test sources that). Screenshots are saved in test-artifacts/.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
+import json
 import os
 import shutil
 import socket
@@ -23,7 +28,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlencode, urljoin, urlparse
+from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import pytest
 
@@ -58,6 +63,8 @@ def local_service(clean_db):
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
     endpoint = f"http://127.0.0.1:{moto_port}"
+    # moto keeps its state per process: start each service from empty buckets
+    urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"), timeout=30).close()
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
            "AWS_SESSION_TOKEN": "", "AWS_REGION": "ap-southeast-2", "AWS_DEFAULT_REGION": "ap-southeast-2",
            "POWERTOOLS_METRICS_DISABLED": "true", "MPLCONFIGDIR": str(Path(tempfile.gettempdir()) / "mwa-calib-mpl")}
@@ -207,3 +214,151 @@ def test_selection_page_and_its_form_in_a_browser(local_service):
     assert doc.find("input", id="min_tile_fraction").attrs["value"] == "1"
     calvin = [li.text() for li in doc.find("table", id="calibrators").find_all("li") if str(fx.F_CALVIN) in li.text()]
     assert calvin and "fails min_tile_fraction: 14 of the target's 15 tiles" in calvin[0]
+
+
+# ------------------------------------------------------------------ accessibility, images, keyboard
+
+WIDTHS = (1350, 390)  # Lighthouse's desktop width and a phone's
+HEIGHT = 600  # px: short enough that the fixture's 19-row tile table overflows its box (80vh)
+
+
+def node_modules() -> Path:
+    path = Path(os.environ.get("CALIB_NODE_MODULES") or PROJECT / ".local" / "node" / "node_modules")
+    for package in ("axe-core", "playwright-core"):
+        if not (path / package / "package.json").exists():
+            pytest.fail(f"npm package {package} is missing from {path}: bin/test installs it "
+                        "(bin/_browser_env.sh, npm install into .local/node)")
+    return path
+
+
+def in_chromium(pages: dict[str, str], widths=WIDTHS) -> dict[tuple[str, int], dict]:
+    """What tests/browser_pages.js finds on each page at each width (axe, images, keyboard, sticky)."""
+    node = shutil.which("node") or pytest.fail("node is missing: bin/test installs nodejs (bin/_browser_env.sh)")
+    chromium_binary()
+    ARTIFACTS.mkdir(exist_ok=True)
+    job = {"pages": [{"name": n, "url": u} for n, u in pages.items()], "widths": list(widths), "height": HEIGHT,
+           "screenshots": str(ARTIFACTS)}
+    out = subprocess.run([node, str(PROJECT / "tests" / "browser_pages.js"), json.dumps(job)], capture_output=True,
+                         text=True, timeout=900, env={**os.environ, "CALIB_NODE_MODULES": str(node_modules())})
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads(out.stdout)
+    (ARTIFACTS / "browser-pages.json").write_text(json.dumps(results, indent=1))
+    return {(r["name"], r["width"]): r for r in results}
+
+
+def png_of(url: str) -> tuple[int, int]:
+    """The pixel size of the PNG a plot URL redirects to."""
+    from PIL import Image
+
+    status, headers, _ = get_no_redirect(url)
+    assert status == 302, (url, status)
+    with urllib.request.urlopen(headers["location"], timeout=60) as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "image/png", url
+        body = r.read()
+    assert body[:8] == b"\x89PNG\r\n\x1a\n"
+    return Image.open(io.BytesIO(body)).size
+
+
+def violations(result: dict) -> str:
+    return "\n".join(f"{v['id']} ({v['impact']}): {v['help']}: " + "; ".join(
+        f"{n['target']} {n['summary']}" for n in v["nodes"]) for v in result["axe"]["violations"])
+
+
+def test_pages_pass_axe_keep_their_layout_and_serve_every_plot_width(local_service):
+    base = local_service
+    week = "start=2026-03-12T00:00&end=2026-03-18T23:59"
+    fit_url = f"{base}/calib/fit?fitid={fx.F_MWA}"  # two observations: ten plots
+    pages = {
+        "summary": f"{base}/calib/summary?{week}",
+        "fit": fit_url,
+        "summary-error": f"{base}/calib/summary?start=yesterday%3Cb%3E&end=2026-03-18T23:59",
+        "fit-error": f"{base}/calib/fit?fitid=12x",
+    }
+
+    # every srcset width of every plot answers a PNG of that pixel width, the page's width/height
+    # being the full drawing's size (drawn here first, so the browser finds them stored)
+    doc = fx.parse_html(get_no_redirect(fit_url)[2].decode())
+    imgs = doc.find_all("img", "plot")
+    assert len(imgs) == 10
+    for img in imgs:
+        widths = {}
+        for candidate in img.attrs["srcset"].split(", "):
+            url, descriptor = candidate.rsplit(" ", 1)
+            widths[int(descriptor.rstrip("w"))] = urljoin(fit_url, url.replace("&amp;", "&"))
+        assert sorted(widths) == [480, 960, 1440]
+        full = (int(img.attrs["width"]), int(img.attrs["height"]))
+        for w, url in widths.items():
+            assert parse_qs(urlparse(url).query)["width"] == [str(w)]
+            size = png_of(url)
+            assert size[0] == w, (url, size)
+            assert abs(size[1] - full[1] * w / full[0]) <= 0.5, (url, size, full)
+        assert png_of(urljoin(fit_url, img.attrs["src"]))[0] in widths
+        assert png_of(urljoin(fit_url, img.parent.attrs["href"])) == full  # the link opens the full drawing
+
+    seen = in_chromium(pages)
+    for (name, width), r in seen.items():
+        where = f"{name} at {width} px"
+        assert r["status"] == (400 if name.endswith("error") else 200), where
+        assert not r["axe"]["violations"], f"{where}:\n{violations(r)}"
+        assert "target-size" in r["axe"]["passes"] or name.endswith("error"), where  # the rule ran and found targets
+        assert not r["console_errors"], (where, r["console_errors"])
+        # nothing failed to load (an error page's own answer is its 400)
+        assert [f for f in r["failed"] if f["url"] != pages[name]] == [], (where, r["failed"])
+        assert r["overflow_x"] <= 0, f"{where}: the page scrolls sideways by {r['overflow_x']} px"
+        assert r["description"] and len(r["description"]) > 40, where
+        assert r["icon"] == f"{base}/calib/favicon.svg", where
+        # the keyboard: the first Tab is the skip link; after following it, Tab goes on from its target
+        first, nxt = r["keyboard"]["first"], r["keyboard"]["next"]
+        assert first["tag"] == "A" and first["text"].startswith("Skip to") and first["visible"], where
+        assert nxt["target_exists"] and nxt["hash"] == first["href"] and nxt["after_target"], (where, r["keyboard"])
+
+    for width in WIDTHS:
+        summary, fit = seen[("summary", width)], seen[("fit", width)]
+        assert summary["keyboard"]["first"]["href"] == "#fits" and fit["keyboard"]["first"]["href"] == "#receivers"
+        # images: sized before they load (no layout shift), the first two eager, the first one urgent
+        images = fit["images"]
+        assert len(images) == 10
+        assert [i["loading"] for i in images] == ["eager", "eager"] + ["lazy"] * 8
+        assert [i["fetchpriority"] for i in images] == ["high"] + [None] * 9
+        for i in images:
+            assert i["width"] and i["height"] and i["sizes"], i
+            shown = i["shown"]
+            assert abs(shown["height"] / shown["width"] - int(i["height"]) / int(i["width"])) < 0.01, i
+        first = images[0]
+        chosen = int(parse_qs(urlparse(first["currentSrc"]).query)["width"][0])
+        assert first["complete"] and chosen == 480, f"a {first['shown']['width']:.0f} px plot was fetched {chosen} wide"
+        assert fit["layout_shift"] < 0.01, fit["layout_shift"]
+        # sticky headers stay at the top of their scrolled box (the page, for the summary table),
+        # and the fit tables' first column stays at the left when scrolled sideways
+        for r in (summary, fit):
+            for t in r["sticky"]:
+                if t["scrolled_down"] > 50:
+                    assert abs(t["head_offset"]) <= 2, (r["name"], width, t)
+                if t.get("scrolled_right", 0) > 50:
+                    assert abs(t["first_column_offset"]) <= 2, (r["name"], width, t)
+        boxes = {t["table"]: t for t in fit["sticky"]}
+        assert boxes["tile-table"]["box"] and boxes["tile-table"]["scrolled_down"] > 50  # 18 tiles overflow the box
+        if width == 390:
+            assert boxes["tile-table"]["scrolled_right"] > 50  # 12 columns: the box scrolls sideways
+        else:
+            assert [t["table"] for t in summary["sticky"]] == ["fits"] and summary["sticky"][0]["scrolled_down"] > 50
+
+        # the error pages: the field at fault is marked, described by the message, and shows what was sent
+        for name, field, raw in (("summary-error", "start", "yesterday<b>"), ("fit-error", "fitid", "12x")):
+            r = seen[(name, width)]
+            assert r["title"].startswith("Error"), r["title"]
+            assert [i["id"] for i in r["invalid"]] == [field], r["invalid"]
+            marked = r["invalid"][0]
+            assert marked["value"] == raw and marked["type"] == "text"
+            assert marked["describedby"] and raw in marked["description"] and field in marked["description"]
+
+
+def test_icon_and_robots_are_answered(local_service):
+    for path in ("/calib/favicon.svg", "/favicon.ico"):
+        status, headers, body = get_no_redirect(local_service + path)
+        assert status == 200 and headers["content-type"] == "image/svg+xml", path
+        assert body.startswith(b"<svg") and b"</svg>" in body
+    status, headers, body = get_no_redirect(local_service + "/robots.txt")
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    rules = [line.split(":", 1) for line in body.decode().splitlines() if line and not line.startswith("#")]
+    assert [(k.strip().lower(), v.strip()) for k, v in rules] == [("user-agent", "*"), ("disallow", "/calib/")]

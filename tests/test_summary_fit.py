@@ -163,3 +163,40 @@ def test_fit_page_errors_are_html_for_browsers_and_json_for_data(client):
     assert r.status_code == 404 and json.loads(r.body)["error"] == "not_found"
     r = client.http.get(f"/calib/fit?fitid={fx.F_MWA}&format=csv")
     assert r.status_code == 400 and json.loads(r.body)["parameter"] == "table"
+
+
+def test_plot_images_have_their_size_every_width_and_load_lazily_after_the_second(client, aws):
+    from PIL import Image
+
+    doc = fx.parse_html(client.http.get(f"/calib/fit?fitid={fx.F_MWA}").body.decode())
+    imgs = doc.find_all("img", "plot")
+    assert len(imgs) == 10
+    assert [i.attrs.get("loading") for i in imgs] == ["eager", "eager"] + ["lazy"] * 8
+    assert [i.attrs.get("fetchpriority") for i in imgs] == ["high"] + [None] * 9
+    for img in imgs[:5] + imgs[-1:]:
+        candidates = dict(reversed(c.rsplit(" ", 1)) for c in img.attrs["srcset"].split(", "))
+        assert sorted(candidates) == ["1440w", "480w", "960w"]
+        for descriptor, url in candidates.items():
+            r = client.http.get("/calib/" + url)
+            assert r.status_code == 302
+            key = urlparse(r.headers["Location"]).path.lstrip("/")
+            png = aws["s3"].get_object(Bucket="test-products", Key=key)["Body"].read()
+            size = Image.open(io.BytesIO(png)).size
+            want_w = int(descriptor[:-1])
+            assert size[0] == want_w
+            if want_w == 1440:  # <img width height> is the full drawing's size
+                assert size == (int(img.attrs["width"]), int(img.attrs["height"]))
+    assert doc.find("body").find_all("a")[0].attrs["href"] == "#receivers" and doc.find("h2", id="receivers")
+
+
+def test_the_fit_error_page_marks_the_fit_id(client):
+    r = client.http.get("/calib/fit?fitid=%3Cb%3E12")
+    assert r.status_code == 400
+    doc = fx.parse_html(r.body.decode())
+    assert "<b>" not in r.body.decode()
+    assert doc.find("title").text().startswith("Error 400")
+    field = doc.find("input", id="fitid")
+    assert field.attrs["aria-invalid"] == "true" and field.attrs["value"] == "<b>12"
+    assert "fitid" in doc.find("p", id=field.attrs["aria-describedby"]).text()
+    r = client.http.get("/calib/fit?fitid=12345")  # a fit that does not exist: its id is at fault too
+    assert r.status_code == 404 and fx.parse_html(r.body.decode()).find("input", id="fitid").attrs["value"] == "12345"

@@ -47,7 +47,12 @@ def test_page_is_html_with_the_form_and_no_external_assets(client):
     assert form.attrs["method"] == "get"
     assert {i.attrs["name"] for i in form.find_all("input")} == {"start", "end"}
     assert '<meta name="viewport"' in body and "@media (max-width" in body
-    assert "<script" not in body and "<link" not in body and "@import" not in body
+    assert "<script" not in body and "@import" not in body
+    # the one <link> is the page's own icon, answered by the service itself
+    assert re.findall(r"<link[^>]*>", body) == ['<link rel="icon" href="favicon.svg" type="image/svg+xml">']
+    icon = client.http.get("/calib/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["Content-Type"] == "image/svg+xml"
+    assert icon.body.decode().startswith("<svg") and "max-age" in icon.headers["Cache-Control"]
     # every src/href is relative, except the observation information pages (config)
     for m in re.finditer(r'(?:src|href)="([^"]+)"', body):
         url = m.group(1)
@@ -173,3 +178,45 @@ def test_bad_form_values_are_400_html_naming_the_field(client, query, field):
     assert r.headers["Content-Type"].startswith("text/html")
     assert field in doc.find("p", "error").text()
     assert doc.find("form")  # the form is still there to correct it
+
+
+@pytest.mark.parametrize("query, field, raw", [
+    ("start=yesterday&end=2026-03-18T23:59", "start", "yesterday"),
+    ("start=2026-03-12T00:00&end=2026-02-30", "end", "2026-02-30"),
+    ('start="><script>alert(1)</script>', "start", '"><script>alert(1)</script>'),
+    (f"start=2026-03-19T00:00&end=2026-03-18T00:00", "start", "2026-03-19T00:00"),
+])
+def test_the_field_at_fault_is_marked_and_shows_what_was_sent(client, query, field, raw):
+    from urllib.parse import quote
+
+    r, doc = get_page(client, "&".join(f"{k}={quote(v)}" for k, v in (p.split("=", 1) for p in query.split("&"))))
+    assert r.status_code == 400
+    body = r.body.decode()
+    assert "<script>" not in body  # the refused value is escaped wherever it is shown
+    assert doc.find("title").text().startswith("Error")
+    inputs = {i.attrs["name"]: i for i in doc.find("form").find_all("input")}
+    bad = inputs[field]
+    assert bad.attrs["aria-invalid"] == "true" and bad.attrs["value"] == raw
+    message = doc.find("p", id=bad.attrs["aria-describedby"])
+    assert raw[:40] in message.text() and field in message.text()
+    # a value a date-time input would drop is shown in a text field; a well-formed one stays a date-time
+    assert bad.attrs["type"] == ("datetime-local" if raw.startswith("2026-03-") else "text")
+    other = inputs["end" if field == "start" else "start"]
+    assert "aria-invalid" not in other.attrs
+
+
+def test_a_bad_page_number_shows_the_value_without_marking_a_field(client):
+    r, doc = get_page(client, "page=-1")
+    assert r.status_code == 400
+    assert "-1" in doc.find("p", "error").text()
+    assert not [i for i in doc.find("form").find_all("input") if "aria-invalid" in i.attrs]
+
+
+def test_pages_skip_to_the_table_and_describe_themselves(client):
+    _, doc = get_page(client, ALL)
+    skip = doc.find("body").find_all("a")[0]
+    assert skip.attrs["href"] == "#fits" and doc.find("table", id="fits")
+    assert len(doc.find("meta", name="description").attrs["content"]) > 40
+    _, empty = get_page(client, "start=0&end=0")  # no fits: the skip link goes to the content
+    assert empty.find("body").find_all("a")[0].attrs["href"] == "#main" and empty.find("main", id="main")
+

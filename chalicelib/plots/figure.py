@@ -2,32 +2,45 @@
 
 ``Canvas`` makes the matplotlib Figure on a FigureCanvasAgg (no pyplot, no global state), frames
 each row's cells (tile names below, "Rx N" above, flagged and no-data bands, receiver separators),
-draws points and lines clipped to the shared y range and encodes the PNG; ``Batches`` collects a
-plot's points so each style is drawn in one call; ``plot_canvas`` sets up the Canvas of a plot's
-data (its tiles, title, no-data cells, y range and the flagged-tile legend entry).
+draws points and lines clipped to the shared y range and encodes the PNG (``pngs``: 1440 px wide,
+a 256-colour palette); ``Batches`` collects a plot's points so each style is drawn in one call;
+``plot_canvas`` sets up the Canvas of a plot's data (its tiles, title, no-data cells, y range and
+the flagged-tile legend entry). ``pixel_size`` is the PNG's size, known from the tiles alone (the
+pages give every <img> its width and height before the plot is drawn).
 
 matplotlib is imported only inside the functions that draw (importing it costs ~1 s).
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from chalicelib.plots import legend as legends
+from chalicelib.plots import pngs
 from chalicelib.plots.layout import (FLAG_BAND, FLAG_TEXT, GROUP_SIZE, GROUPS_PER_ROW, NODATA_BAND, NODATA_TEXT,
                                      Group, Place, TileRef, places, robust_limits)
 
 DPI = 100
-FIG_WIDTH_IN = 14.4
+FIG_WIDTH_IN = pngs.FULL_WIDTH / DPI  # 14.4 in
 AXES_HEIGHT_IN = 1.9
 ROW_GAP_IN = 0.95  # tile names below, receiver labels above
 HEADER_IN = 1.05  # title and legend
 FOOTER_IN = 0.0
 LEFT_IN, RIGHT_IN = 0.75, 0.15
+
+
+def height_px(n_rows: int) -> int:
+    """The figure's height in whole pixels for ``n_rows`` rows of receivers (title and legend on top)."""
+    return round(DPI * (HEADER_IN + max(1, n_rows) * (AXES_HEIGHT_IN + ROW_GAP_IN) + FOOTER_IN))
+
+
+def pixel_size(tiles: Sequence[TileRef]) -> tuple[int, int]:
+    """(width, height) in pixels of the PNG of a plot of these tiles, without drawing it."""
+    rows, _ = places(tiles)
+    return pngs.FULL_WIDTH, height_px(len(rows))
 
 
 def plain(text: Any) -> str:
@@ -75,8 +88,8 @@ class Canvas:
 
         self.rows_of_groups, self.where = places(tiles)
         self.ylim = ylim
-        n = len(self.rows_of_groups)
-        height = HEADER_IN + n * (AXES_HEIGHT_IN + ROW_GAP_IN) + FOOTER_IN
+        self.size = pngs.FULL_WIDTH, height_px(len(self.rows_of_groups))
+        height = self.size[1] / DPI  # inches, a whole number of pixels
         self.fig = Figure(figsize=(FIG_WIDTH_IN, height), dpi=DPI)
         FigureCanvasAgg(self.fig)
         self.fig.patch.set_facecolor("white")
@@ -185,10 +198,10 @@ class Canvas:
                             solid_joinstyle="round")
 
     def png(self) -> bytes:
-        """The figure as PNG bytes (no software tag, so the same plot gives the same bytes)."""
-        buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
-        return buf.getvalue()
+        """The figure as a compact PNG of ``self.size`` pixels (``pngs.from_rgba``: the same plot
+        gives the same bytes)."""
+        self.fig.canvas.draw()
+        return pngs.from_rgba(np.asarray(self.fig.canvas.buffer_rgba()), self.size)
 
 
 def title(kind: str, meta: Mapping[str, Any] | None, fitid: int, obsid: int) -> str:

@@ -1,20 +1,24 @@
 """Serving the diagnostic plots: render once, keep in the products bucket, redirect to it.
 
-``GET /calib/plot/<kind>?fitid=<fitid>&obsid=<obsid>`` answers 302 to a presigned URL of the PNG
-(``&format=json`` gives the data behind the plot instead). ``obsid`` may be left out when the fit
-has one observation.
+``GET /calib/plot/<kind>?fitid=<fitid>&obsid=<obsid>[&width=480|960|1440]`` answers 302 to a
+presigned URL of the PNG at that width (default 1440, the full drawing; ``pngs``), and
+``&format=json`` gives the data behind the plot instead. ``obsid`` may be left out when the fit
+has one observation. A plot is drawn once, at 1440 px, and stored at every width at once (the
+smaller ones downscaled from it), so a page's ``srcset`` never renders a plot twice.
 
 Cache keys (products bucket) hold everything a plot depends on, so a stored plot never goes stale
 and nothing has to be invalidated by hand:
 
-- tilediff, gains (this fit only): ``plots/v1/<kind>/<obsid>/<fitid>.png``
-- timediff, gaintimes (7 days), xydiff (30 days): ``plots/v1/<kind>/<obsid>/<fitid>/w<n>-<digest>.png``
+- tilediff, gains (this fit only): ``plots/v2/<kind>/<obsid>/<fitid>/<width>px.png``
+- timediff, gaintimes (7 days), xydiff (30 days):
+  ``plots/v2/<kind>/<obsid>/<fitid>/w<n>-<digest>/<width>px.png``
   where n is the number of (fitid, obsid) rows of calibration_fits with an observation in
   [obsid - window, obsid] and digest the first 16 hex digits of the md5 of that sorted set. A new
   fit of an observation in the window (or one deleted) changes the key of exactly the plots whose
   window holds it; every other stored plot stays valid. Fits are immutable once written (ingest
   never rewrites a (fitid, obsid)); observation_tile rows of an observation do not change.
-- ``v1`` is the drawing version: bump ``CACHE_VERSION`` when a plot's look changes.
+- ``v2`` is the drawing version: bump ``CACHE_VERSION`` when a plot's look changes (v1 was the
+  one-width RGBA PNG).
 
 An observation's own rows (observation_tile: tile names, receivers, flags; rf_stream channels) are
 taken as fixed once written. If an observation is re-ingested with different tiles or flags,
@@ -38,10 +42,10 @@ from chalicelib.config import settings
 from chalicelib.db import summary as sql
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.plain import plain
-from chalicelib.plots import KINDS
+from chalicelib.plots import KINDS, pngs
 from chalicelib.web import json_response, redirect
 
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v2"
 FORMATS = ("png", "json")
 
 
@@ -55,12 +59,21 @@ def window_of(kind: str) -> int:
     return int(plot_module(kind).DEPENDS_ON_WINDOW_S)
 
 
-def cache_key(kind: str, ctx: Mapping[str, Any]) -> str:
-    """The products-bucket key of a plot (see the module doc)."""
+def cache_key(kind: str, ctx: Mapping[str, Any], width: int = pngs.FULL_WIDTH) -> str:
+    """The products-bucket key of a plot at one width (see the module doc)."""
     base = f"plots/{CACHE_VERSION}/{kind}/{int(ctx['obsid'])}/{int(ctx['fitid'])}"
-    if window_of(kind) == 0:
-        return base + ".png"
-    return f"{base}/w{int(ctx['window_fits'])}-{str(ctx['window_digest'])[:16]}.png"
+    if window_of(kind) != 0:
+        base += f"/w{int(ctx['window_fits'])}-{str(ctx['window_digest'])[:16]}"
+    return f"{base}/{int(width)}px.png"
+
+
+def width_of(query: Mapping[str, str] | None) -> int:
+    """The ``width`` asked for (pixels; default the full drawing); 400 unless it is one served."""
+    width = params.integer(query, "width", default=pngs.FULL_WIDTH)
+    if width not in pngs.WIDTHS:
+        raise BadRequest(f"width must be one of {', '.join(map(str, pngs.WIDTHS))} (pixels), got {width}",
+                         parameter="width")
+    return int(width)
 
 
 def context(kind: str, fitid: int, obsid: int | None) -> dict[str, Any]:
@@ -110,15 +123,17 @@ def render(kind: str, data: Mapping[str, Any]) -> bytes:
     return plot_module(kind).render(data)
 
 
-def ensure_stored(kind: str, ctx: Mapping[str, Any]) -> tuple[str, bool]:
-    """The plot's key in the products bucket, rendering and storing it first if missing;
-    returns (key, rendered_now)."""
+def ensure_stored(kind: str, ctx: Mapping[str, Any], width: int = pngs.FULL_WIDTH) -> tuple[str, bool]:
+    """The plot's key at ``width`` in the products bucket; when missing, the plot is rendered once
+    and stored at every width (``pngs.WIDTHS``). Returns (key, rendered_now)."""
     bucket = settings().products_bucket
-    key = cache_key(kind, ctx)
+    key = cache_key(kind, ctx, width)
     if storage.exists(bucket, key):
         return key, False
-    png = render(kind, plot_data(kind, ctx))
-    storage.put_object(bucket, key, png, content_type="image/png")
+    full = render(kind, plot_data(kind, ctx))
+    for w in sorted(pngs.WIDTHS, key=lambda w: w == width):  # the one asked for last: it exists, all do
+        body = full if w == pngs.FULL_WIDTH else pngs.scaled(full, w)
+        storage.put_object(bucket, cache_key(kind, ctx, w), body, content_type="image/png")
     return key, True
 
 
@@ -129,13 +144,14 @@ def forget_observation(obsid: int) -> int:
 
 
 def plot_response(kind: str, query: Mapping[str, str] | None) -> Response:
-    """GET /calib/plot/{kind}: 302 to the stored PNG (or the plot's data as JSON)."""
+    """GET /calib/plot/{kind}: 302 to the stored PNG at the width asked (or the plot's data as JSON)."""
     plot_module(kind)
     fitid = params.integer(query, "fitid", required=True, minimum=0)
     obsid = params.integer(query, "obsid", minimum=0)
     fmt = params.choice(query, "format", FORMATS, default="png")
+    width = width_of(query)
     ctx = context(kind, fitid, obsid)
     if fmt == "json":
         return json_response(plain(plot_data(kind, ctx)))  # NaN stays NaN: json_response nulls it
-    key, _ = ensure_stored(kind, ctx)
+    key, _ = ensure_stored(kind, ctx, width)
     return redirect(storage.presigned_url(settings().products_bucket, key, content_type="image/png"))

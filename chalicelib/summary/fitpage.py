@@ -14,10 +14,12 @@ from urllib.parse import urlencode
 from chalicelib import gpstime, params
 from chalicelib.db import summary as sql
 from chalicelib.errors import NotFound
+from chalicelib.plots import figure, layout
 from chalicelib.summary import fitstats, page
 
 FORMATS = ("html", "csv", "json")
 TABLES = ("receivers", "tiles")
+EAGER_PLOTS = 2  # the first plots load at once (the first one first); the rest when scrolled near
 
 
 def load(fitid: int) -> dict[str, Any]:
@@ -28,6 +30,9 @@ def load(fitid: int) -> dict[str, Any]:
     first = obs_rows[0]
     ran = gpstime.fit_ran_at(first.get("fit_time"), fitid)
     delays = sql.fit_delays(fitid)
+    solution_tiles: dict[int, set[int]] = {}
+    for r in delays:
+        solution_tiles.setdefault(int(r["obsid"]), set()).add(int(r["tileid"]))
     return {
         "fitid": fitid,
         "creator": first.get("creator") or "",
@@ -40,7 +45,31 @@ def load(fitid: int) -> dict[str, Any]:
         "observations": [page.observation_entry(fitid, int(r["obsid"]), r.get("obsname")) for r in obs_rows],
         "receivers": fitstats.receiver_medians(delays),
         "tiles": fitstats.tile_medians(delays),
+        "solution_tiles": solution_tiles,
     }
+
+
+def plot_figures(fit: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fit's observations, each plot with its <img> attributes (``page.plot_image``) and how it
+    loads: the first ``EAGER_PLOTS`` at once (the first with high priority), the others lazily.
+
+    A plot's pixel size comes from the observation's tiles (its rows of receivers), the same way
+    the plot lays them out, so it is known without drawing anything."""
+    out = []
+    index = 0
+    for obs in fit["observations"]:
+        obsid = obs["obsid"]
+        refs = layout.tile_refs(sql.observation_tiles(obsid), sorted(fit["solution_tiles"].get(obsid, ())))
+        size = figure.pixel_size(refs)
+        plots = []
+        for p in obs["plots"]:
+            img = page.plot_image(p["kind"], fit["fitid"], obsid, size)
+            img["loading"] = "eager" if index < EAGER_PLOTS else "lazy"
+            img["priority"] = index == 0
+            plots.append(img)
+            index += 1
+        out.append({**obs, "plots": plots})
+    return out
 
 
 def sort_links(fitid: int, which: str, current: str | None, other: dict[str, str | None],
@@ -69,6 +98,7 @@ def html_data(query: Mapping[str, str] | None, fit: dict[str, Any]) -> dict[str,
     tile_sort = params.text(query, "tile_sort", max_length=40)
     return {
         **fit,
+        "observations": plot_figures(fit),
         "receivers": fitstats.sort_rows(fit["receivers"], rx_sort, fitstats.RECEIVER_COLUMNS,
                                         fitstats.DEFAULT_RECEIVER_SORT),
         "tiles": fitstats.sort_rows(fit["tiles"], tile_sort, fitstats.TILE_COLUMNS, fitstats.DEFAULT_TILE_SORT),

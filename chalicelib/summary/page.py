@@ -87,8 +87,28 @@ def fit_url(fitid: int, **extra: Any) -> str:
     return "fit?" + urlencode({"fitid": fitid, **{k: v for k, v in extra.items() if v is not None}})
 
 
-def plot_url(kind: str, fitid: int, obsid: int) -> str:
-    return f"plot/{kind}?" + urlencode({"fitid": fitid, "obsid": obsid})
+def plot_url(kind: str, fitid: int, obsid: int, width: int | None = None) -> str:
+    """The plot's address (``width``: one of the served pixel widths; none: the full drawing)."""
+    query: dict[str, int] = {"fitid": fitid, "obsid": obsid}
+    if width is not None:
+        query["width"] = width
+    return f"plot/{kind}?" + urlencode(query)
+
+
+def plot_image(kind: str, fitid: int, obsid: int, size: tuple[int, int]) -> dict[str, Any]:
+    """What an <img> of a plot needs: every served width as a ``srcset``, ``src`` for browsers
+    without one, and the full drawing's pixel ``width`` and ``height`` (so the page keeps its
+    place before the image arrives). ``url`` is the full drawing, for the link around it."""
+    from chalicelib.plots import pngs
+
+    return {
+        "kind": kind,
+        "url": plot_url(kind, fitid, obsid),
+        "src": plot_url(kind, fitid, obsid, pngs.WIDTHS[len(pngs.WIDTHS) // 2]),
+        "srcset": ", ".join(f"{plot_url(kind, fitid, obsid, w)} {w}w" for w in pngs.WIDTHS),
+        "width": int(size[0]),
+        "height": int(size[1]),
+    }
 
 
 def observation_url(obsid: int) -> str:

@@ -7,6 +7,7 @@ answer 400 and an unknown fit 404, as an HTML page with the message (JSON for fo
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from datetime import datetime
@@ -66,9 +67,48 @@ def html(body: str, status: int = 200) -> Response:
     return Response(body=body, status_code=status, headers=dict(HTML_HEADERS))
 
 
-def html_error(exc: BadRequest | NotFound, back_url: str = "summary") -> Response:
-    return html(render("error.html", status=exc.status, message=exc.message, back_url=back_url,
-                       parameter=exc.parameter), exc.status)
+RAW_SHOWN = 200  # characters of a refused value shown back
+_DATETIME_LOCAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,3})?)?")
+SUMMARY_FIELDS = (("start", "Observations from (AWST)"), ("end", "to (AWST)"))
+
+
+def refused(exc: BadRequest | NotFound, query: Mapping[str, str] | None) -> dict[str, Any]:
+    """What an error page says: the message, the parameter at fault and the value it was sent
+    (None when it sent none), cut to ``RAW_SHOWN`` characters; the template escapes it."""
+    raw = (query or {}).get(exc.parameter) if exc.parameter else None
+    if isinstance(raw, str) and len(raw) > RAW_SHOWN:
+        raw = raw[:RAW_SHOWN] + "…"
+    return {"message": exc.message, "parameter": exc.parameter, "raw": raw, "status": exc.status}
+
+
+def datetime_local_holds(value: str) -> bool:
+    """Whether an <input type=datetime-local> keeps this value (a browser empties one that it cannot)."""
+    if not _DATETIME_LOCAL.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def form_fields(values: Mapping[str, str], invalid: str | None = None) -> list[dict[str, Any]]:
+    """The summary form's inputs: a value a date-time input cannot hold (GPS seconds, a date, a
+    typo) is shown in a text input instead, so the field shows what was sent; the field at fault
+    is marked (aria-invalid, described by the message)."""
+    out = []
+    for name, label in SUMMARY_FIELDS:
+        value = str(values.get(name) or "")
+        out.append({"name": name, "label": label, "value": value, "invalid": name == invalid,
+                    "type": "datetime-local" if not value or datetime_local_holds(value) else "text"})
+    return out
+
+
+def html_error(exc: BadRequest | NotFound, query: Mapping[str, str] | None = None,
+               back_url: str = "summary") -> Response:
+    """The HTML error page of the fit page: the message, the refused value, and for a bad fit id
+    a form to try another (its field marked as the one at fault)."""
+    return html(render("error.html", error=refused(exc, query), back_url=back_url), exc.status)
 
 
 def summary_page(query: Mapping[str, str] | None, now: datetime | None = None) -> Response:
@@ -76,10 +116,12 @@ def summary_page(query: Mapping[str, str] | None, now: datetime | None = None) -
     try:
         q = page.parse_query(query, now)
     except BadRequest as exc:
-        return html(render("summary.html", data=None, error=exc.message,
-                           start=(query or {}).get("start", ""), end=(query or {}).get("end", "")), 400)
+        values = {name: str((query or {}).get(name) or "") for name, _ in SUMMARY_FIELDS}
+        return html(render("summary.html", data=None, error=refused(exc, query),
+                           fields=form_fields(values, exc.parameter)), 400)
     data = page.summary_data(q)
-    return html(render("summary.html", data=data, error=None, start=q.start_text, end=q.end_text))
+    return html(render("summary.html", data=data, error=None,
+                       fields=form_fields({"start": q.start_text, "end": q.end_text})))
 
 
 def fit_page(query: Mapping[str, str] | None) -> Response:
@@ -93,7 +135,7 @@ def fit_page(query: Mapping[str, str] | None) -> Response:
         fit = fitpage.load(fitid)
     except (BadRequest, NotFound) as exc:
         if fmt == "html":
-            return html_error(exc)
+            return html_error(exc, query)
         raise
     if fmt == "json":
         return json_response(fitpage.json_body(fit, table or None))
@@ -112,5 +154,5 @@ def selection_page(query: Mapping[str, str] | None) -> Response:
     try:
         data = selection.page_data(query)
     except (BadRequest, NotFound) as exc:
-        return html_error(exc)
+        return html_error(exc, query)
     return html(render("selection.html", d=data))
