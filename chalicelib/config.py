@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from chalicelib.deadline import API_GATEWAY_LIMIT_S, MIN_DEADLINE_S
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -40,6 +42,8 @@ class Settings:
     # callback retry schedule: first delay, doubling up to the cap (tests shorten them)
     callback_retry_base_s: float = 30.0
     callback_retry_max_s: float = 3600.0
+    # every API request is answered within this (API Gateway's limit is 29 s); see chalicelib.deadline
+    request_deadline_s: float = 20.0
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -56,6 +60,14 @@ def _flag(name: str, default: bool) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be 1/0 (or true/false, on/off), got {value!r}")
+
+
+def _deadline(name: str, default: str) -> float:
+    value = float(_get(name, default))
+    if not MIN_DEADLINE_S <= value < API_GATEWAY_LIMIT_S:  # past 29 s API Gateway answers 504 itself
+        raise ValueError(f"{name} must be at least {MIN_DEADLINE_S:g} s and less than {API_GATEWAY_LIMIT_S:g} s "
+                         f"(API Gateway's limit), got {value:g}")
+    return value
 
 
 def settings() -> Settings:
@@ -87,4 +99,5 @@ def settings() -> Settings:
         legacy_add_request=_flag("CALIB_LEGACY_ADD_REQUEST", True),
         callback_retry_base_s=float(_get("CALIB_CALLBACK_RETRY_BASE_S", "30")),
         callback_retry_max_s=float(_get("CALIB_CALLBACK_RETRY_MAX_S", "3600")),
+        request_deadline_s=_deadline("CALIB_REQUEST_DEADLINE_S", "20"),
     )
