@@ -6,19 +6,22 @@ making one is not, hence the lock). boto3 honours ``AWS_ENDPOINT_URL``, which th
 points at its moto server. :data:`SETTINGS` holds each service's timeouts, retries and signing as
 plain data: the event functions' (they run up to 300 s). Inside an API request (a deadline is set,
 :mod:`chalicelib.deadline`) :func:`request_settings` derives them from the deadline instead, so one
-call, retries and backoff included, takes at most the dependency budget (10 s of the default 20 s);
-the two kinds of client are kept apart. :func:`call_budget_s` is that worst case, which callers
-check against the time left. :func:`aws_errors` is the one tuple of botocore failures callers catch.
+call, retries and backoff included, takes at most the dependency budget (10 s of the default 20 s),
+or the whole seconds left before the deadline when fewer remain; with less than one attempt's worth
+left the call is not made (a 503). The kinds of client are kept apart. :func:`aws_errors` is the
+one tuple of botocore failures callers catch.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import deadline
 from chalicelib.config import settings
+from chalicelib.errors import StorageUnavailable
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,13 @@ _lock = threading.Lock()
 _clients: dict[tuple[str, ClientSettings], Any] = {}
 
 
-def request_settings(service: str, deadline_s: float) -> ClientSettings:
-    """A service's settings inside an API request: every attempt and backoff within the dependency budget."""
-    budget = deadline.dependency_budget_s(deadline_s)
+class NoTimeLeft(StorageUnavailable):
+    """Too little of the request's deadline is left for one attempt: the call is not made (503)."""
+
+
+def request_settings(service: str, budget_s: float) -> ClientSettings:
+    """A service's settings for one call that must end within ``budget_s``, every attempt and backoff included."""
+    budget = budget_s
     wait = ATTEMPT_WAIT_S.get(service, 0.0)
     attempts = REQUEST_ATTEMPTS[service]
     while True:
@@ -64,24 +71,25 @@ def request_settings(service: str, deadline_s: float) -> ClientSettings:
             break
         attempts -= 1
     if timeouts < MIN_ATTEMPT_TIMEOUTS_S:
-        raise ValueError(f"a request deadline of {deadline_s:g} s leaves {service} less than "
-                         f"{MIN_ATTEMPT_TIMEOUTS_S:g} s for one attempt")
+        raise NoTimeLeft(f"no time left in the request's deadline for {service}: {budget_s:g} s is less than "
+                         f"one attempt needs")
     connect = min(REQUEST_CONNECT_S, timeouts / 3)
     return ClientSettings(connect_timeout_s=connect, read_timeout_s=timeouts - connect, max_attempts=attempts,
                           signature_version=SETTINGS[service].signature_version)
 
 
 def current_settings(service: str) -> ClientSettings:
-    """The settings a call made now uses: derived from the request's deadline inside one, else :data:`SETTINGS`."""
+    """The settings a call made now uses: :data:`SETTINGS` outside a request; inside one, sized to end in time.
+
+    The budget is the dependency budget, or the whole seconds left before the deadline when fewer
+    remain (whole seconds: a container makes at most one client per second of budget). NoTimeLeft
+    when not even one attempt fits.
+    """
     now = deadline.current()
-    return SETTINGS[service] if now is None else request_settings(service, now.total_s)
-
-
-def call_budget_s(service: str) -> float:
-    """The longest one call made now can take: every attempt timing out, with the backoff between them."""
-    s = current_settings(service)
-    per_attempt = s.connect_timeout_s + s.read_timeout_s + ATTEMPT_WAIT_S.get(service, 0.0)
-    return s.max_attempts * per_attempt + RETRY_BACKOFF_S * (s.max_attempts - 1)
+    if now is None:
+        return SETTINGS[service]
+    budget = min(deadline.dependency_budget_s(now.total_s), float(math.floor(max(now.remaining_s(), 0.0))))
+    return request_settings(service, budget)
 
 
 def client_config(service: str, s: ClientSettings | None = None) -> Any:

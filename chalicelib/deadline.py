@@ -9,9 +9,10 @@ Everything else is derived from it:
   backoff included, may take at most :func:`dependency_budget_s`, half the deadline (10 s by
   default): :mod:`chalicelib.aws` sizes the API's clients so, and the database timeout is capped at
   it. A dependency that does not answer is the documented 503 (409 for add_cal_request) within it.
-* a call is started only when its whole budget fits in the time left (:func:`allows`); when it
-  does not, the call fails at once (the same 503), so the answer is given before the deadline
-  however the time was spent. The health check asks its dependencies concurrently, in one budget.
+* no call outlasts the deadline: an AWS call gets the whole seconds left when fewer than its
+  budget remain, a database statement starts only while its timeout fits (:func:`allows`), and
+  with too little time left the call fails at once (the same 503); so the answer is given before
+  the deadline however the time was spent. The health check asks its dependencies concurrently.
 
 Outside a request -- the event functions, which run up to 300 s -- no deadline is set and the
 longer settings (:data:`chalicelib.aws.SETTINGS`, ``CALIB_DB_TIMEOUT_S``) apply.

@@ -3,8 +3,8 @@
 Clients come from :mod:`chalicelib.aws` (made on first use, reused by the container; their
 timeouts, retries and signing are set there, inside an API request from its deadline). Every AWS
 failure is raised as :class:`~chalicelib.errors.StorageUnavailable` (503); a missing key is an
-answer (None / False). Inside an API request a call is not started when its whole budget no longer
-fits in the time left (:mod:`chalicelib.deadline`): it fails at once with the same 503.
+answer (None / False). Inside an API request every call ends before the request's deadline
+(:mod:`chalicelib.aws` sizes it so); with too little time left it fails at once with the same 503.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import aws, deadline
+from chalicelib import aws
 from chalicelib.config import settings
 from chalicelib.errors import StorageUnavailable
 
@@ -28,12 +28,11 @@ def reset_clients() -> None:
 
 
 def _client(service: str, doing: str) -> Any:
-    """The service's client, once a whole call fits in the time left of the request's deadline."""
-    budget = aws.call_budget_s(service)
-    if not deadline.allows(budget):
-        raise StorageUnavailable(
-            f"no time left in the request's deadline to {doing} (a call may take {budget:g} s)")
-    return aws.client(service)
+    """The service's client for a call made now (inside a request: one that ends before the deadline)."""
+    try:
+        return aws.client(service)
+    except aws.NoTimeLeft as exc:
+        raise StorageUnavailable(f"no time left in the request's deadline to {doing}") from exc
 
 
 def _failed(message: str, exc: BaseException) -> StorageUnavailable:
