@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from chalice import Chalice, Response
 
-from chalicelib import health, observability
+from chalicelib import deadline, health, observability
 from chalicelib import calrequests as cal_requests
+from chalicelib.config import settings
 from chalicelib.errors import ServiceError
 from chalicelib.observability import logger
 from chalicelib.summary import assets
@@ -25,7 +26,8 @@ def answer_errors(event, get_response):
     request_id = observability.begin_request(event)
     status = 500
     try:
-        response = get_response(event)
+        with deadline.request(settings().request_deadline_s):  # every dependency's budget comes from it
+            response = get_response(event)
         if response.status_code == 500 and isinstance(response.body, dict) and "Code" in response.body:
             response = internal_error(request_id)  # Chalice caught and logged a fault of ours
         status = response.status_code

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 DEFAULT_METADATA_URL = "https://ws.mwatelescope.org/metadata/fits?obs_id="
+from chalicelib.deadline import API_GATEWAY_LIMIT_S, MIN_DEADLINE_S
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Settings:
     metadata_connect_timeout_s: float = 3.0
     metadata_total_timeout_s: float = 8.0
     metadata_max_bytes: int = 16 * 1024 * 1024
+    # every API request is answered within this (API Gateway's limit is 29 s); see chalicelib.deadline
+    request_deadline_s: float = 20.0
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -70,6 +73,14 @@ def _flag(name: str, default: bool) -> bool:
 
 def _hosts(name: str) -> tuple[str, ...]:
     return tuple(h.strip().lower() for h in (_get(name, "") or "").split(",") if h.strip())
+
+
+def _deadline(name: str, default: str) -> float:
+    value = float(_get(name, default))
+    if not MIN_DEADLINE_S <= value < API_GATEWAY_LIMIT_S:  # past 29 s API Gateway answers 504 itself
+        raise ValueError(f"{name} must be at least {MIN_DEADLINE_S:g} s and less than {API_GATEWAY_LIMIT_S:g} s "
+                         f"(API Gateway's limit), got {value:g}")
+    return value
 
 
 def settings() -> Settings:
@@ -109,4 +120,5 @@ def settings() -> Settings:
         metadata_connect_timeout_s=float(_get("CALIB_METADATA_CONNECT_TIMEOUT_S", "3")),
         metadata_total_timeout_s=float(_get("CALIB_METADATA_TOTAL_TIMEOUT_S", "8")),
         metadata_max_bytes=int(_get("CALIB_METADATA_MAX_BYTES", str(16 * 1024 * 1024))),
+        request_deadline_s=_deadline("CALIB_REQUEST_DEADLINE_S", "20"),
     )

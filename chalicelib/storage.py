@@ -1,8 +1,10 @@
 """The one way to reach S3 and SQS: objects, presigned SigV4 download URLs, queue messages.
 
 Clients come from :mod:`chalicelib.aws` (made on first use, reused by the container; their
-timeouts, retries and signing are set there). Every AWS failure is raised as
-:class:`~chalicelib.errors.StorageUnavailable` (503); a missing key is an answer (None / False).
+timeouts, retries and signing are set there, inside an API request from its deadline). Every AWS
+failure is raised as :class:`~chalicelib.errors.StorageUnavailable` (503); a missing key is an
+answer (None / False). Inside an API request every call ends before the request's deadline
+(:mod:`chalicelib.aws` sizes it so); with too little time left it fails at once with the same 503.
 """
 
 from __future__ import annotations
@@ -25,6 +27,23 @@ def reset_clients() -> None:
     aws.reset()
 
 
+def _client(service: str, doing: str) -> Any:
+    """The service's client for a call made now (inside a request: one that ends before the deadline)."""
+    try:
+        return aws.client(service)
+    except aws.NoTimeLeft as exc:
+        raise StorageUnavailable(f"no time left in the request's deadline to {doing}") from exc
+
+
+def _failed(message: str, exc: BaseException) -> StorageUnavailable:
+    """The 503 for a failed call; one that timed out says so."""
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
+        return StorageUnavailable(f"{message}: no answer in time ({type(exc).__name__})")
+    return StorageUnavailable(message)
+
+
 def _missing(exc: ClientError) -> bool:
     """Whether an S3 client error says the key does not exist (GET: NoSuchKey; HEAD: a bare 404)."""
     return exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound")
@@ -34,29 +53,31 @@ def get_object(bucket: str, key: str) -> bytes | None:
     """The object's bytes, or None when there is no such key."""
     from botocore.exceptions import ClientError
 
+    doing = f"read s3://{bucket}/{key}"
     try:
-        return aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return _client("s3", doing).get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
         if _missing(exc):
             return None
-        raise StorageUnavailable(f"cannot read s3://{bucket}/{key}") from exc
+        raise _failed(f"cannot {doing}", exc) from exc
     except aws.aws_errors() as exc:
-        raise StorageUnavailable(f"cannot read s3://{bucket}/{key}") from exc
+        raise _failed(f"cannot {doing}", exc) from exc
 
 
 def exists(bucket: str, key: str) -> bool:
     """Whether the key exists."""
     from botocore.exceptions import ClientError
 
+    doing = f"check s3://{bucket}/{key}"
     try:
-        aws.client("s3").head_object(Bucket=bucket, Key=key)
+        _client("s3", doing).head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as exc:
         if _missing(exc):
             return False
-        raise StorageUnavailable(f"cannot check s3://{bucket}/{key}") from exc
+        raise _failed(f"cannot {doing}", exc) from exc
     except aws.aws_errors() as exc:
-        raise StorageUnavailable(f"cannot check s3://{bucket}/{key}") from exc
+        raise _failed(f"cannot {doing}", exc) from exc
 
 
 def crc32_checksum(body: bytes) -> str:
@@ -70,16 +91,17 @@ def put_object(bucket: str, key: str, body: bytes, content_type: str = "applicat
     The checksum goes in a header, computed once here (~3 ms for a 12.6 MB zip), so botocore sends
     the body as it is instead of re-encoding it with a checksum trailer (aws-chunked).
     """
+    doing = f"write s3://{bucket}/{key}"
     try:
-        aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
-                                 ChecksumCRC32=crc32_checksum(body))
+        _client("s3", doing).put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
+                                        ChecksumCRC32=crc32_checksum(body))
     except aws.aws_errors() as exc:
-        raise StorageUnavailable(f"cannot write s3://{bucket}/{key}") from exc
+        raise _failed(f"cannot {doing}", exc) from exc
 
 
 def delete_prefix(bucket: str, prefix: str) -> int:
     """Delete every object under the prefix; returns how many."""
-    s3 = aws.client("s3")
+    s3 = _client("s3", f"delete s3://{bucket}/{prefix}*")
     n = 0
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -101,7 +123,7 @@ def presigned_url(bucket: str, key: str, download_name: str | None = None,
     if content_type:
         params["ResponseContentType"] = content_type
     try:
-        return aws.client("s3").generate_presigned_url(
+        return aws.client("s3").generate_presigned_url(  # signed here: no call to S3
             "get_object", Params=params, ExpiresIn=settings().presign_expiry_s)
     except aws.aws_errors() as exc:
         raise StorageUnavailable("cannot sign a download URL") from exc
@@ -110,25 +132,32 @@ def presigned_url(bucket: str, key: str, download_name: str | None = None,
 def head_bucket(bucket: str) -> None:
     """Raise StorageUnavailable unless the bucket is reachable."""
     try:
-        aws.client("s3").head_bucket(Bucket=bucket)
+        _client("s3", f"reach bucket {bucket}").head_bucket(Bucket=bucket)
     except aws.aws_errors() as exc:
-        raise StorageUnavailable(f"bucket {bucket} is not reachable") from exc
+        raise _failed(f"bucket {bucket} is not reachable", exc) from exc
 
 
 def send_message(queue_url: str, body: dict[str, Any], dedup_id: str | None = None) -> str:
-    """Send one JSON message; returns its message id."""
+    """Send one JSON message; returns its message id.
+
+    Inside an API request the send is made once (no botocore retry). A failure is raised as
+    StorageUnavailable; after a timeout the message may still have arrived (it was sent, the answer
+    was not), so callers make messages that may arrive twice harmless.
+    """
     kwargs: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": json.dumps(body, sort_keys=True)}
     if dedup_id and queue_url.endswith(".fifo"):
         kwargs.update(MessageDeduplicationId=dedup_id, MessageGroupId="requests")
+    sqs = _client("sqs", "send to the request queue")  # no time left: nothing is sent
     try:
-        return aws.client("sqs").send_message(**kwargs)["MessageId"]
+        return sqs.send_message(**kwargs)["MessageId"]
     except aws.aws_errors() as exc:
-        raise StorageUnavailable("the request queue refused the message") from exc
+        raise _failed("the request queue did not take the message", exc) from exc
 
 
 def queue_reachable(queue_url: str) -> None:
     """Raise StorageUnavailable unless the queue answers."""
     try:
-        aws.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        sqs = _client("sqs", "reach the request queue")
+        sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
     except aws.aws_errors() as exc:
-        raise StorageUnavailable("the request queue is not reachable") from exc
+        raise _failed("the request queue is not reachable", exc) from exc

@@ -27,6 +27,9 @@ os.environ["AWS_SESSION_TOKEN"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "ap-southeast-2"
 os.environ["AWS_REGION"] = "ap-southeast-2"
 os.environ.pop("AWS_ENDPOINT_URL", None)
+# The longest request deadline API Gateway allows (the default is 20 s): CPU-heavy routes (a first plot
+# render) stay inside it on a busy shared machine; tests/test_deadlines.py sets its own and the default.
+os.environ.setdefault("CALIB_REQUEST_DEADLINE_S", "28")
 os.environ["CALIB_CAL_BUCKET"] = "test-cal"
 os.environ["CALIB_PRODUCTS_BUCKET"] = "test-products"
 os.environ["CALIB_METADATA_URL"] = ""  # no test reaches the real metadata service; tests that fetch start a local one

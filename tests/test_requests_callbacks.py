@@ -305,6 +305,25 @@ def test_the_url_is_checked_again_when_sending(client, aws, receiver, monkeypatc
     assert status is None and "callback URL refused" in error and "loopback" in error
 
 
+@pytest.mark.parametrize("url, why", [
+    ("http://[2002:7f00:1::]:{port}/cb", "6to4 address of 127.0.0.1, a loopback address"),
+    ("http://[64:ff9b::7f00:1]:{port}/cb", "NAT64 address of 127.0.0.1, a loopback address"),
+    ("http://[::ffff:7f00:1]:{port}/cb", "IPv4-mapped address of 127.0.0.1, a loopback address"),
+    ("http://127.0.0.1:0/cb", "port must be between 1 and 65535"),
+])
+def test_a_stored_url_of_a_refused_form_is_refused_again_when_sending(client, aws, receiver, url, why):
+    """A request stored before the check knew these forms (or written by hand) is not sent either."""
+    from urllib.parse import urlsplit
+
+    from chalicelib.ingest import layout
+
+    _store(url.format(port=urlsplit(receiver.url).port))
+    _land(client, aws, layout.solutions_key(CAL, FITID))
+    assert receiver.received == []
+    [(status, error)] = _attempts(_rows()[0]["id"])
+    assert status is None and "callback URL refused" in error and why in error
+
+
 def test_a_claimed_callback_is_not_sent_by_a_second_worker(client, aws, receiver, monkeypatch):
     from chalicelib.db import requests as q
     from chalicelib.calrequests import callbacks

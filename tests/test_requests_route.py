@@ -74,6 +74,13 @@ def test_400_bad_parameters_and_unknown_observation(client, aws, query, paramete
     ("http://localhost:8080/cb", "loopback"),  # resolves to loopback; only 127.0.0.1 is allow-listed here
     ("http://user:pw@example.org/cb", "user name"),
     ("http:///nohost", "no host"),
+    ("http://[2002:7f00:1::]:9301/x", "6to4 address of 127.0.0.1"),  # 6to4 forms of loopback and metadata
+    ("http://[2002:a9fe:a9fe::]/latest/meta-data/", "6to4 address of 169.254.169.254"),
+    ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "NAT64 address of 169.254.169.254"),
+    ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/cb", "Teredo address (client) of 127.0.0.1"),
+    ("http://[::ffff:7f00:1]:8080/cb", "IPv4-mapped address of 127.0.0.1"),
+    ("http://8.8.8.8:0/x", "port must be between 1 and 65535"),
+    ("http://127.0.0.1:0/cb", "port must be between 1 and 65535"),  # allow-listed host, still no port 0
 ])
 def test_400_refused_callback_urls(client, aws, url, why):
     r = _get(client, obs_id=TARGET, callback_url=url)

@@ -3,8 +3,12 @@
 A callback URL must be http or https, at most 2048 printable ASCII characters, carry no user
 name or password, and its host must resolve only to public addresses: loopback, private,
 link-local (169.254.169.254, the cloud metadata service, among them), shared (CGNAT), reserved,
-multicast, unspecified and the other special ranges are refused, for IPv4, IPv6 and IPv4 mapped
-in IPv6 alike. Hosts named in ``CALIB_CALLBACK_ALLOW_HOSTS`` (comma-separated, exact, case-blind:
+multicast, unspecified and the other special ranges are refused, for IPv4 and IPv6 alike. An IPv6
+address that carries an IPv4 one (IPv4-mapped ``::ffff:a.b.c.d`` and -translated ``::ffff:0:a.b.c.d``,
+IPv4-compatible ``::a.b.c.d``, 6to4 ``2002::/16``, NAT64 ``64:ff9b::/96``, Teredo ``2001::/32``: its
+server and its client, the last 32 bits inverted) is refused when that IPv4 address would be; the
+local-use NAT64 prefix ``64:ff9b:1::/48`` is refused whole (where it embeds the IPv4 address is the
+operator's choice). The port must be 1-65535 (``:0`` is refused, not taken as the default). Hosts named in ``CALIB_CALLBACK_ALLOW_HOSTS`` (comma-separated, exact, case-blind:
 e.g. ``127.0.0.1,localhost`` for local runs and tests) skip the address rules.
 
 The check returns the resolved addresses; :mod:`chalicelib.calrequests.transport` connects to those
@@ -50,11 +54,33 @@ class CallbackTarget:
     addresses: tuple[str, ...]  # the checked addresses to connect to, in resolver order
 
 
-def blocked_reason(address: str) -> str | None:
-    """Why an IP address may not receive callbacks, or None when it may."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the last 32 bits
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: where the IPv4 address sits is local choice
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291 (deprecated): ::a.b.c.d
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 (SIIT): ::ffff:0:a.b.c.d
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[tuple[str, ipaddress.IPv4Address], ...]:
+    """The IPv4 addresses an IPv6 transition address carries, each with the form's name (none: native IPv6)."""
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.ipv4_mapped is not None:
+        return (("an IPv4-mapped address", ip.ipv4_mapped),)
+    if ip in IPV4_TRANSLATED:
+        return (("an IPv4-translated address", low32),)
+    if ip in IPV4_COMPATIBLE and int(ip) > 1:  # :: and ::1 are the unspecified and loopback addresses
+        return (("an IPv4-compatible address", low32),)
+    if ip.sixtofour is not None:
+        return (("a 6to4 address", ip.sixtofour),)
+    if ip in NAT64_WELL_KNOWN:
+        return (("a NAT64 address", low32),)
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        return (("a Teredo address (client)", client), ("a Teredo address (server)", server))
+    return ()
+
+
+def _ip_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why this one address (taken as it is) may not receive callbacks."""
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address"
     for flag, what in (("is_loopback", "a loopback"), ("is_unspecified", "an unspecified"),
@@ -65,6 +91,21 @@ def blocked_reason(address: str) -> str | None:
     if not ip.is_global:
         return "a non-public address"
     return None
+
+
+def blocked_reason(address: str) -> str | None:
+    """Why an IP address may not receive callbacks (an embedded IPv4 address included), or None when it may."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL_USE:
+            return "a local-use NAT64 address (a non-public address)"
+        for form, ipv4 in embedded_ipv4(ip):
+            reason = _ip_reason(ipv4)
+            if reason:
+                return f"{form} of {ipv4}, {reason}"
+        if ip.ipv4_mapped is not None:  # the socket talks IPv4 to it: the IPv4 address alone decides
+            return None
+    return _ip_reason(ip)
 
 
 def _normalise_hosts(hosts: Iterable[str]) -> set[str]:
@@ -92,8 +133,10 @@ def parse(url: str) -> tuple[str, str, int, str]:
         raise CallbackURLError("callback_url has no host")
     if parts.username is not None or parts.password is not None:
         raise CallbackURLError("callback_url must not contain a user name or password")
+    if port == 0:  # urlsplit reads ":0" as port 0; "or default" would quietly send it to 80/443
+        raise CallbackURLError("callback_url port must be between 1 and 65535")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return scheme, host.lower(), port or SCHEMES[scheme], target
+    return scheme, host.lower(), SCHEMES[scheme] if port is None else port, target
 
 
 def resolve(host: str, port: int) -> tuple[str, ...]:

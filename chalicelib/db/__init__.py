@@ -2,9 +2,12 @@
 
 The connection is reused across invocations and reopened once when it died (pg8000 raises
 ``InterfaceError`` or a bare ``OSError`` then). Reads retry once on a dead connection; writes are
-never retried blindly. All SQL lives in this package: one module per area (``queries``,
-``writes``, ...). Parameters use pg8000's native ``:name`` style; numpy values are converted to
-plain Python before binding.
+never retried blindly. ``CALIB_DB_TIMEOUT_S`` bounds every socket operation; inside an API request
+it is capped at the request's dependency budget (:mod:`chalicelib.deadline`), a statement is not
+started when that budget no longer fits in the time left, and a database that does not answer in
+time is not asked again: each is a 503 (``DatabaseUnavailable``) within the budget. All SQL lives
+in this package: one module per area (``queries``, ``writes``, ...). Parameters use pg8000's
+native ``:name`` style; numpy values are converted to plain Python before binding.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
 
+from chalicelib import deadline
 from chalicelib.config import Settings, settings
 from chalicelib.errors import DatabaseUnavailable
 from chalicelib.plain import plain  # numpy values -> plain Python, so pg8000 can bind them
@@ -37,8 +41,13 @@ def _password(cfg: Settings) -> str | None:
     return secrets.database_password(cfg.db_password_secret)
 
 
+def _timeout_s(cfg: Settings) -> float:
+    """The socket timeout of every database operation now (capped inside an API request)."""
+    return deadline.capped_timeout_s(cfg.db_timeout_s)
+
+
 def _key(cfg: Settings) -> tuple:
-    return (cfg.db_host, cfg.db_port, cfg.db_name, cfg.db_user, cfg.db_unix_sock, cfg.db_ssl, cfg.db_ssl_root_cert)
+    return (cfg.db_host, cfg.db_port, cfg.db_name, cfg.db_user, cfg.db_unix_sock, cfg.db_ssl, cfg.db_ssl_root_cert, _timeout_s(cfg))
 
 
 def _ssl_context(cfg: Settings) -> ssl.SSLContext | None:
@@ -50,8 +59,35 @@ def _ssl_context(cfg: Settings) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=cfg.db_ssl_root_cert)
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a pg8000 failure was a socket timeout (it wraps it in InterfaceError)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _no_answer(timeout: float | None = None) -> DatabaseUnavailable:
+    """The 503 for a database that did not answer in time."""
+    return DatabaseUnavailable(f"the database did not answer within {timeout or _timeout_s(settings()):g} s")
+
+
+def _in_time() -> None:
+    """Refuse to start a database operation that could outlast the request's deadline."""
+    if deadline.current() is None:
+        return
+    timeout = _timeout_s(settings())
+    if not deadline.allows(timeout):
+        raise DatabaseUnavailable(
+            f"no time left in the request's deadline for the database (it may take {timeout:g} s)")
+
+
 def _open(cfg: Settings) -> pg8000.native.Connection:
-    kwargs: dict[str, Any] = dict(user=cfg.db_user, database=cfg.db_name, timeout=cfg.db_timeout_s,
+    timeout = _timeout_s(cfg)
+    _in_time()
+    kwargs: dict[str, Any] = dict(user=cfg.db_user, database=cfg.db_name, timeout=timeout,
                                   password=_password(cfg), application_name="mwa-calib")
     context = _ssl_context(cfg)
     if context is not None:
@@ -62,9 +98,11 @@ def _open(cfg: Settings) -> pg8000.native.Connection:
         kwargs.update(host=cfg.db_host, port=cfg.db_port)
     try:
         conn = pg8000.native.Connection(**kwargs)
+        conn.run("SET TIME ZONE 'UTC'")
     except (DatabaseError, *_DEAD) as exc:
+        if _timed_out(exc):
+            raise _no_answer(timeout) from exc
         raise DatabaseUnavailable(f"cannot connect to the database: {type(exc).__name__}") from exc
-    conn.run("SET TIME ZONE 'UTC'")
     return conn
 
 
@@ -98,6 +136,7 @@ def _params(params: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _rows(conn: pg8000.native.Connection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    _in_time()
     rows = conn.run(sql, **params)
     if rows is None:
         return []
@@ -111,8 +150,10 @@ def query(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]
     with _lock:
         try:
             return _rows(connection(), sql, p)
-        except _DEAD:
+        except _DEAD as exc:
             close()
+            if _timed_out(exc):  # a database that does not answer is not asked twice
+                raise _no_answer() from exc
         try:
             return _rows(connection(), sql, p)
         except _DEAD as exc:
@@ -131,6 +172,8 @@ def execute(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, An
             return _rows(conn, sql, _params(params))
         except _DEAD as exc:
             close()
+            if _timed_out(exc):
+                raise _no_answer() from exc
             raise DatabaseUnavailable("the database connection dropped during a write") from exc
         except DatabaseError:
             _rollback_quietly()
@@ -163,8 +206,10 @@ def transaction() -> Iterator[Transaction]:
         conn = connection()
         try:
             conn.run("BEGIN")
-        except _DEAD:
+        except _DEAD as exc:
             close()
+            if _timed_out(exc):
+                raise _no_answer() from exc
             conn = connection()
             conn.run("BEGIN")
         try:
