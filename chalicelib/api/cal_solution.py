@@ -11,12 +11,15 @@ from collections.abc import Mapping, Sequence
 from chalice import Response
 
 from chalicelib import params
+from chalicelib.db import solution_files
 from chalicelib.errors import BadRequest
 from chalicelib.observability import metrics
 from chalicelib.selection.criteria import criteria
 from chalicelib.selection.rules import Candidate
 from chalicelib.selection.service import choose
 from chalicelib.solutions.bundle import FINE_CHAN_KHZ, FORMATS, ZipSpec, deliver, resolve_format
+from chalicelib.solutions.sources import (FILE, SOURCES, TABLE, TABLE_FINE_CHAN_KHZ, default_source, native_width_khz,
+                                          resolve_source, served_width_khz)
 from chalicelib.web import json_response, redirect
 
 
@@ -24,11 +27,12 @@ def get_cal_solution(query: Mapping[str, str] | None) -> Response:
     """302 to a presigned zip of the best solution for obs_id."""
     obs = params.observation_id(query)
     output_format = params.choice(query, "output_format", FORMATS, default="aocal")
+    source = params.choice(query, "source", SOURCES, default=default_source(output_format))
     fine_chan_khz = _fine_chan(query)
     nocache = params.flag(query, "nocache", default=False)
     outcome = choose(obs, criteria(query))
     spec = zip_spec(obs, outcome.selection.best, outcome.target.channels, output_format=output_format,
-                    fine_chan_khz=fine_chan_khz, nocache=nocache)
+                    fine_chan_khz=fine_chan_khz, nocache=nocache, source=source)
     metrics.add_metric(name="SolutionsServed", unit="Count", value=1)
     return redirect(deliver(spec, download_name=f"{obs}_cal_solution.zip"))
 
@@ -43,18 +47,28 @@ def get_cal_fits(query: Mapping[str, str] | None) -> Response:
 
 
 def zip_spec(obs_id: int, cand: Candidate, target_channels: Sequence[int], *, output_format: str,
-             fine_chan_khz: int, nocache: bool, variant: tuple[str, ...] = ()) -> ZipSpec:
-    """The zip of the chosen (calibrator, fit) for the target; ``auto`` is resolved here, once."""
+             fine_chan_khz: int | None, nocache: bool, variant: tuple[str, ...] = (), source: str = TABLE) -> ZipSpec:
+    """The zip of the chosen (calibrator, fit) for the target; ``auto``, the source and the width are resolved here, once.
+
+    ``fine_chan_khz`` None: 40 kHz from the table, the native chanblock width from the files.
+    """
     cal, fit = cand.calibrator, cand.fit
+    files = solution_files.of_fit(fit.fitid, cal.obsid) if source != TABLE else []
+    served = resolve_source(source, files, fit.fitid, cal.obsid)
+    if served == FILE:
+        width = served_width_khz(fine_chan_khz, native_width_khz(files, target_channels))
+    else:
+        width = TABLE_FINE_CHAN_KHZ if fine_chan_khz is None else fine_chan_khz
     return ZipSpec(obs_id=obs_id, target_channels=tuple(target_channels), cal_obsid=cal.obsid,
                    cal_stoptime=cal.stoptime, cal_channels=tuple(cal.channels), fitid=fit.fitid,
-                   output_format=resolve_format(output_format, bool(fit.solution_key)),
-                   fine_chan_khz=fine_chan_khz, nocache=nocache, variant=variant)
+                   output_format=resolve_format(output_format, bool(fit.solution_key) or bool(files)),
+                   fine_chan_khz=width, nocache=nocache, variant=variant, source=served)
 
 
-def _fine_chan(query: Mapping[str, str] | None) -> int:
-    value = params.integer(query, "fine_chan_khz", default=40)
-    if value not in FINE_CHAN_KHZ:
+def _fine_chan(query: Mapping[str, str] | None) -> int | None:
+    """The fine_chan_khz asked for (one of FINE_CHAN_KHZ), or None when the query does not say."""
+    value = params.integer(query, "fine_chan_khz")
+    if value is not None and value not in FINE_CHAN_KHZ:
         raise BadRequest(f"fine_chan_khz must be one of {', '.join(map(str, FINE_CHAN_KHZ))}, got {value}",
                          parameter="fine_chan_khz")
     return value

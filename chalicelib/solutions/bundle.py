@@ -1,4 +1,8 @@
-"""The solution zip of get_cal_solution: Jones rebuilt from the database for the target's tiles, cached in S3.
+"""The solution zip of get_cal_solution: the target's Jones (rebuilt from the rows, or the fit's own files), cached in S3.
+
+``ZipSpec.source`` says which (:mod:`chalicelib.solutions.sources`): ``table`` rebuilds from
+``calibration_solutions`` (:mod:`rebuild`), ``file`` converts the fit's hyperdrive files exactly
+(:mod:`from_files`); the cache key of a file answer carries ``-file``.
 
 ``WRITERS`` is the one place an output format is chosen (format -> writer and file name);
 ``resolve_format`` turns ``auto`` into one of them, once per request, when the ``ZipSpec`` is made.
@@ -21,6 +25,7 @@ from chalicelib.formats.flags import casa_flag_script, flagged_tiles_text
 from chalicelib.formats.hyperdrive import write_hyperdrive
 from chalicelib.solutions.rebuild import assemble
 from chalicelib.solutions.solution import CalibrationSolution
+from chalicelib.solutions.sources import FILE, TABLE
 
 FINE_CHAN_KHZ = (10, 20, 40, 80, 160, 320, 640, 1280)
 
@@ -61,13 +66,16 @@ class ZipSpec:
     cal_channels: tuple[int, ...]  # the calibrator's receiver channels (the gains columns, ascending)
     fitid: int
     output_format: str  # a key of WRITERS (resolve_format has turned ``auto`` into one)
-    fine_chan_khz: int = 40
+    fine_chan_khz: float = 40  # the width served (source=file: the native chanblock width or a multiple)
     nocache: bool = False
     variant: tuple[str, ...] = ()  # names files the caller adds (e.g. "metafits"), so its zips are cached apart
+    source: str = TABLE  # TABLE (rebuilt from the rows) or FILE (the fit's own hyperdrive files)
 
     def __post_init__(self) -> None:
         if self.output_format not in WRITERS:
             raise ValueError(f"output format {self.output_format!r} is not resolved to one of {', '.join(WRITERS)}")
+        if self.source not in (TABLE, FILE):
+            raise ValueError(f"solution source {self.source!r} is not resolved to {TABLE} or {FILE}")
 
 
 def solution_files(sol: CalibrationSolution, name_obsid: int, output_format: str) -> dict[str, bytes]:
@@ -83,23 +91,38 @@ def solution_files(sol: CalibrationSolution, name_obsid: int, output_format: str
 
 
 def cache_key(spec: ZipSpec) -> str:
-    """Where the zip is kept in the products bucket: names obs, fit, format, resolution and variant."""
-    extra = "".join(f"-{v}" for v in spec.variant)
+    """Where the zip is kept in the products bucket: names obs, fit, format, resolution, source (file) and variant."""
+    extra = ("-file" if spec.source == FILE else "") + "".join(f"-{v}" for v in spec.variant)
     return (f"cal_solutions/{spec.obs_id}/{spec.obs_id}_cal{spec.cal_obsid}_fit{spec.fitid}"
-            f"_{spec.output_format}_{spec.fine_chan_khz}khz{extra}.zip")
+            f"_{spec.output_format}_{spec.fine_chan_khz:g}khz{extra}.zip")
 
 
-def build(spec: ZipSpec, extra_files: Mapping[str, bytes] | None = None) -> bytes:
-    """Build the zip bytes for one (calibrator, fit) from the database."""
-    rows = queries.solution_rows(spec.fitid, spec.cal_obsid)
-    if not rows:
-        raise NotFound(f"fit {spec.fitid} of calibrator {spec.cal_obsid} has no solution rows")
+def _target_tiles(spec: ZipSpec) -> list:
+    """The target's tiles in Antenna order (the calibrator's when the target has none recorded)."""
     tiles = queries.observation_tiles(spec.obs_id) or queries.observation_tiles(spec.cal_obsid)
     if not tiles:
         raise NotFound(f"no tile list is recorded for observation {spec.obs_id} or its calibrator {spec.cal_obsid}")
-    sol = assemble(rows, spec.cal_channels, tiles, spec.target_channels, spec.fine_chan_khz * 1e3,
-                   (float(spec.cal_obsid), float(spec.cal_stoptime)), spec.cal_obsid, spec.fitid)
-    files = solution_files(sol, spec.obs_id, spec.output_format)
+    return tiles
+
+
+def _solution(spec: ZipSpec) -> CalibrationSolution:
+    """The target's solution from the spec's source: the fit's files, or the rows."""
+    if spec.source == FILE:
+        from chalicelib.solutions.from_files import file_solution
+
+        return file_solution(obs_id=spec.obs_id, target_channels=spec.target_channels, cal_obsid=spec.cal_obsid,
+                             cal_stoptime=spec.cal_stoptime, fitid=spec.fitid, width_hz=spec.fine_chan_khz * 1e3,
+                             single_interval=spec.output_format == "aocal", target_tiles=_target_tiles(spec))
+    rows = queries.solution_rows(spec.fitid, spec.cal_obsid)
+    if not rows:
+        raise NotFound(f"fit {spec.fitid} of calibrator {spec.cal_obsid} has no solution rows")
+    return assemble(rows, spec.cal_channels, _target_tiles(spec), spec.target_channels, spec.fine_chan_khz * 1e3,
+                    (float(spec.cal_obsid), float(spec.cal_stoptime)), spec.cal_obsid, spec.fitid)
+
+
+def build(spec: ZipSpec, extra_files: Mapping[str, bytes] | None = None) -> bytes:
+    """Build the zip bytes for one (calibrator, fit) from the database (and, source=file, its files)."""
+    files = solution_files(_solution(spec), spec.obs_id, spec.output_format)
     files.update(extra_files or {})
     return build_zip(files)
 
