@@ -54,7 +54,7 @@ def zip_spec(obs_id: int, cand: Candidate, target_channels: Sequence[int], *, ou
     """
     cal, fit = cand.calibrator, cand.fit
     files = solution_files.of_fit(fit.fitid, cal.obsid) if source != TABLE else []
-    served = resolve_source(source, files, fit.fitid, cal.obsid)
+    served = resolve_source(source, files, target_channels, fit.fitid, cal.obsid)
     if served == FILE:
         width = served_width_khz(fine_chan_khz, native_width_khz(files, target_channels))
     else:

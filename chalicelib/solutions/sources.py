@@ -25,14 +25,18 @@ def default_source(output_format: str) -> str:
     return TABLE if output_format == "aocal" else BEST
 
 
-def resolve_source(source: str, files: Sequence[SolutionFile], fitid: int, cal_obsid: int) -> str:
-    """``table`` or ``file``: ``best`` becomes ``file`` when the fit has files; ``file`` without any is a 404."""
+def resolve_source(source: str, files: Sequence[SolutionFile], channels: Sequence[int], fitid: int,
+                   cal_obsid: int) -> str:
+    """``table`` or ``file``: ``best`` becomes ``file`` when files of the fit hold any of the target's channels;
+    ``file`` without such files is a 404."""
     if source not in SOURCES:
         raise ValueError(f"unknown solution source {source!r}")
+    held = bool(covering(files, channels))
     if source == BEST:
-        return FILE if files else TABLE
-    if source == FILE and not files:
-        raise NotFound(f"fit {fitid} of calibrator {cal_obsid} has no hyperdrive solution files recorded: "
+        return FILE if held else TABLE
+    if source == FILE and not held:
+        what = "for the target's channels" if files else "recorded"
+        raise NotFound(f"fit {fitid} of calibrator {cal_obsid} has no hyperdrive solution files {what}: "
                        "ask for source=table (or best)", parameter="source")
     return source
 
@@ -40,8 +44,6 @@ def resolve_source(source: str, files: Sequence[SolutionFile], fitid: int, cal_o
 def native_width_khz(files: Sequence[SolutionFile], channels: Sequence[int]) -> float:
     """The native chanblock width (kHz) of the files holding the channels; 409 when they differ."""
     widths = sorted({f.chanblock_hz for f in covering(files, channels)})
-    if not widths:
-        raise NotFound("none of the fit's solution files holds the target's channels", parameter="source")
     if len(widths) > 1:
         raise Conflict(f"the fit's solution files have different chanblock widths ({widths} Hz)")
     return widths[0] / 1e3
