@@ -6,7 +6,12 @@ database is kept under ``--root`` and reused. The routes run through
 the Chalice test client with moto's S3 in process (moto's put of a 12.6 MB zip alone costs ~70 ms,
 so the zip build is also timed on its own). Printed: median and 95th percentile of
 get_cal_fits, get_cal_solution uncached (nocache=1) and cached, and the selection query alone,
-for 256-tile targets with 24 channels (768 fine channels at 40 kHz). Then the new selection:
+for 256-tile targets with 24 channels (768 fine channels at 40 kHz); and, in the same run, the
+uncached ``source=file`` answer: each target's fit gets one whole-band hyperdrive file (256 tiles x
+768 chanblocks, 12.6 MB, written from its rows) in moto's calibration bucket, recorded in
+``calibration_fit_solution_file`` for the run and removed after it.
+
+Then the new selection:
 get_cal_fits through both quality gates (``GATES``; they fetch every window fit's tile facts), and
 get_cal_solution interpolate=1 uncached on targets with calibrators on both sides, next to the
 normal uncached answer for the same targets (the ratio is printed; the target is at most 1.5x).
@@ -80,6 +85,26 @@ def floor_build(n_tiles: int, n_coarse: int, fine_chan_khz: int, rng) -> bytes:
     return isal_zlib.compress(header + jones.tobytes(), COMPRESS_LEVEL, -15)
 
 
+def whole_band_file(best) -> tuple[int, int]:
+    """Write the fit as one whole-band hyperdrive file of the calibrator's tiles into bench-cal and record it."""
+    from chalicelib import storage
+    from chalicelib.db import selection as queries
+    from chalicelib.db import solution_files
+    from chalicelib.formats.hyperdrive import write_hyperdrive
+    from chalicelib.ingest import layout
+    from chalicelib.solutions.files import describe_bytes
+    from chalicelib.solutions.rebuild import assemble
+
+    cal, fit = best.calibrator, best.fit
+    sol = assemble(queries.solution_rows(fit.fitid, cal.obsid), cal.channels, queries.observation_tiles(cal.obsid),
+                   cal.channels, 40e3, (float(cal.obsid), float(cal.stoptime)), cal.obsid, fit.fitid)
+    body = write_hyperdrive(sol)
+    key = layout.solutions_key(cal.obsid, fit.fitid)
+    storage.put_object("bench-cal", key, body)
+    solution_files.record_now(fit.fitid, cal.obsid, [describe_bytes(key, body)])
+    return fit.fitid, cal.obsid
+
+
 def timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
@@ -106,16 +131,18 @@ def run(days: int, root: Path, n: int, calibrators_per_day: tuple[int, int] = (4
     n_fits = db.query("SELECT count(*) AS n FROM calibration_fits")[0]["n"]
     out: dict[str, list[float]] = {"get_cal_fits": [], "uncached": [], "build": [], "floor": [], "cached": [],
                                    "selection query": [], "zip MB": [], "gated": [], "interp normal": [],
-                                   "interpolated": []}
+                                   "interpolated": [], "file uncached": [], "file build": []}
     rng = np.random.default_rng(7)
+    recorded: list[tuple[int, int]] = []
     with mock_aws():
         storage.reset_clients()
         import os
 
         os.environ["CALIB_PRODUCTS_BUCKET"] = "bench-products"
         os.environ["CALIB_CAL_BUCKET"] = "bench-cal"
-        boto3.client("s3", region_name="ap-southeast-2").create_bucket(
-            Bucket="bench-products", CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})
+        for bucket in ("bench-products", "bench-cal"):
+            boto3.client("s3", region_name="ap-southeast-2").create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})
         with Client(app) as client:
             used = 0
             for obs in targets(n):
@@ -144,6 +171,14 @@ def run(days: int, root: Path, n: int, calibrators_per_day: tuple[int, int] = (4
                 n_tiles = len(queries.observation_tiles(obs))
                 ms, _ = timed(lambda: floor_build(n_tiles, len(t.channels), 40, rng))
                 out["floor"].append(ms)
+                recorded.append(whole_band_file(best))
+                ms, r = timed(lambda: client.http.get(f"/calib/get_cal_solution?obs_id={obs}&source=file&nocache=1"))
+                assert r.status_code == 302, r.body
+                out["file uncached"].append(ms)
+                spec = zip_spec(obs, best, t.channels, output_format="aocal", fine_chan_khz=None, nocache=True,
+                                source="file")
+                ms, _ = timed(lambda: bundle.build(spec))
+                out["file build"].append(ms)
                 ms, r = timed(lambda: client.http.get(f"/calib/get_cal_fits?obs_id={obs}&{GATES}"))
                 assert r.status_code in (200, 404), r.body
                 out["gated"].append(ms)
@@ -165,6 +200,8 @@ def run(days: int, root: Path, n: int, calibrators_per_day: tuple[int, int] = (4
                     f"/calib/get_cal_solution?obs_id={obs}&nocache=1&interpolate=1"))
                 assert r.status_code == 302, r.body
                 out["interpolated"].append(ms)
+    for fitid, cal in recorded:
+        db.execute("DELETE FROM calibration_fit_solution_file WHERE fitid = :f AND obsid = :o", {"f": fitid, "o": cal})
     db.close()
     srv.cleanup()
     return {"days": days, "fits": n_fits, "samples": used, **out}
@@ -183,8 +220,8 @@ def main() -> None:
     print(f"{'database':>14} {'fits':>7} {'n':>4} | {'measure':<16} {'median ms':>10} {'p95 ms':>9}")
     print("-" * 70)
     for r in results:
-        for key in ("get_cal_fits", "uncached", "build", "floor", "cached", "selection query", "gated",
-                    "interp normal", "interpolated"):
+        for key in ("get_cal_fits", "uncached", "build", "floor", "file uncached", "file build", "cached",
+                    "selection query", "gated", "interp normal", "interpolated"):
             vals = r[key]
             if not vals:
                 continue

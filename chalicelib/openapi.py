@@ -18,6 +18,7 @@ VERSION = "1.0.0"
 # Repeated from the code (checked by tests/test_openapi.py).
 OUTPUT_FORMATS = ("aocal", "hyperdrive", "auto")                 # solutions.bundle.FORMATS
 FINE_CHAN_KHZ = (10, 20, 40, 80, 160, 320, 640, 1280)           # solutions.bundle.FINE_CHAN_KHZ
+SOURCES = ("table", "file", "best")                              # solutions.sources.SOURCES
 DEFAULT_MAX_TIME_SEPARATION = 86400                             # params.DEFAULT_MAX_TIME_SEPARATION
 MAX_TIME_SEPARATION = 10 * 365 * 86400                           # params.MAX_TIME_SEPARATION
 PLOT_KINDS = ("tilediff", "timediff", "xydiff", "gains", "gaintimes")  # plots.KINDS
@@ -209,7 +210,7 @@ def _components() -> dict[str, Any]:
         "allow_after": _flag_param("allow_after", "1: calibrators after obs_id may be used; 0: only before", 1),
         "prefer_fitid": _int_param("prefer_fitid", "use this fit (Unix time the fit ran) when it is a candidate; "
                                    "404 with the reason otherwise"),
-        "nocache": _flag_param("nocache", "1: rebuild the zip from the database instead of the cached one", 0),
+        "nocache": _flag_param("nocache", "1: rebuild the zip (from the same source) instead of the cached one", 0),
         "min_tile_fraction": _fraction_param(
             "min_tile_fraction", "quality gate: a fit qualifies only when it solves at least this fraction of "
             "the target's tiles not flagged in its metafits (0: off)"),
@@ -245,8 +246,25 @@ def _solution_params() -> list[dict]:
         *_selection_params(), _ref("parameters", "nocache"),
         _choice_param("output_format", "solution file format; auto: hyperdrive when the fit has a "
                       "hyperdrive file, else aocal", OUTPUT_FORMATS, "aocal"),
-        _choice_param("fine_chan_khz", "fine channel width of the written solution (kHz)", FINE_CHAN_KHZ, 40),
+        _choice_param("fine_chan_khz", "fine channel width of the written solution (kHz); default 40 from "
+                      "the table, the files' native chanblock width from the files (a whole multiple of it "
+                      "averages the native chanblocks, NaN-aware; finer or not a multiple is a 400 naming "
+                      "the native width)", FINE_CHAN_KHZ, 40),
+        _choice_param("source", "where the Jones come from: table (the default for aocal), file (404 when "
+                      "the fit has no solution files), best (file when the fit has files, else table; the "
+                      "default for hyperdrive and auto); an interpolated answer is always from the table",
+                      SOURCES, None),
     ]
+
+
+SOURCE_TEXT = (
+    "`source` says where the Jones come from: `table` rebuilds them from the calibration_solutions rows (one delay "
+    "and intercept per tile and pol: 0.04-0.18 rad rms from the fit on core and hex tiles, 0.55-0.61 rad on "
+    "long-baseline tiles); `file` converts the fit's own hyperdrive solution files, bit for bit (the target's "
+    "tiles matched by tile id, in its Antenna order; its coarse channels picked by frequency; NaN where the file "
+    "has NaN, flags the tile or chanblock, or a Jones element exceeds the fit's gain_max_cutoff; AO-cal holds the "
+    "one timeblock nearest the target, hyperdrive all); `best` is file when the fit has files, else table. The "
+    "flag files follow the solution served.")
 
 
 def _paths() -> dict[str, Any]:
@@ -273,7 +291,7 @@ def _paths() -> dict[str, Any]:
                 "calibrators on both sides the file is `<cal_before>_<cal_after>.bin` (one interval over both); "
                 "the flag script's header says what was combined and any attenuation factor applied. A gate "
                 "that removes every candidate is a 404 naming the gate (`gate`) and the best rejected fit with "
-                "its figures (`nearest_rejected`)."),
+                "its figures (`nearest_rejected`). " + SOURCE_TEXT),
             "parameters": _solution_params(),
             "responses": {"302": _ref("responses", "Redirect"), **_errors(400, 404, 500, 503)}}},
         "/calib/get_cal_fits": {"get": {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
@@ -62,6 +63,28 @@ def get_object(bucket: str, key: str) -> bytes | None:
         raise _failed(f"cannot {doing}", exc) from exc
     except aws.aws_errors() as exc:
         raise _failed(f"cannot {doing}", exc) from exc
+
+
+def get_objects(bucket: str, keys: Sequence[str], threads: int = 8) -> dict[str, bytes | None]:
+    """The objects' bytes by key (None for a missing key), fetched in parallel threads, each key once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    unique = list(dict.fromkeys(keys))
+    if not unique:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(unique)))) as pool:
+        return dict(zip(unique, pool.map(lambda k: get_object(bucket, k), unique)))
+
+
+def list_objects(bucket: str, prefix: str) -> list[tuple[str, int]]:
+    """Every (key, size) under the prefix, in key order (one paginated listing)."""
+    out: list[tuple[str, int]] = []
+    try:
+        for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            out.extend((o["Key"], int(o["Size"])) for o in page.get("Contents", []))
+    except aws.aws_errors() as exc:
+        raise StorageUnavailable(f"cannot list s3://{bucket}/{prefix}*") from exc
+    return out
 
 
 def exists(bucket: str, key: str) -> bool:

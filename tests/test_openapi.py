@@ -74,11 +74,12 @@ def test_enumerations_and_defaults_are_the_codes(doc):
     from chalicelib.grafana import api as grafana_api
     from chalicelib.plots import service as plot_service
     from chalicelib.calrequests import urls
-    from chalicelib.solutions import bundle
+    from chalicelib.solutions import bundle, sources
     from chalicelib.summary import fitpage, page
 
     assert openapi.OUTPUT_FORMATS == bundle.FORMATS
     assert openapi.FINE_CHAN_KHZ == bundle.FINE_CHAN_KHZ
+    assert openapi.SOURCES == sources.SOURCES
     assert openapi.MAX_TIME_SEPARATION == params.MAX_TIME_SEPARATION
     assert openapi.DEFAULT_MAX_TIME_SEPARATION == params.DEFAULT_MAX_TIME_SEPARATION
     assert openapi.PLOT_KINDS == plots.KINDS and openapi.PLOT_FORMATS == plot_service.FORMATS

@@ -13,6 +13,7 @@ from dataclasses import replace
 from chalice import Response
 
 from chalicelib import params
+from chalicelib.db import solution_files
 from chalicelib.errors import BadRequest
 from chalicelib.observability import metrics
 from chalicelib.selection.criteria import interpolate, solution_criteria
@@ -20,6 +21,8 @@ from chalicelib.selection.rules import Candidate, Criteria, Target
 from chalicelib.selection.service import Outcome, choose, explanation
 from chalicelib.selection.sides import choose_sides
 from chalicelib.solutions.bundle import FINE_CHAN_KHZ, FORMATS, Side, ZipSpec, deliver, resolve_format
+from chalicelib.solutions.sources import (FILE, SOURCES, TABLE, TABLE_FINE_CHAN_KHZ, default_source, native_width_khz,
+                                          resolve_source, served_width_khz)
 from chalicelib.web import json_response, redirect
 
 
@@ -27,13 +30,14 @@ def get_cal_solution(query: Mapping[str, str] | None) -> Response:
     """302 to a presigned zip of the best solution for obs_id (interpolated between two calibrators if asked)."""
     obs = params.observation_id(query)
     output_format = params.choice(query, "output_format", FORMATS, default="aocal")
+    source = params.choice(query, "source", SOURCES, default=default_source(output_format))
     fine_chan_khz = _fine_chan(query)
     nocache = params.flag(query, "nocache", default=False)
     wanted = solution_criteria(query)
     interp = interpolate(query)
     outcome = choose(obs, wanted)
     spec = solution_spec(outcome, wanted, interp, output_format=output_format, fine_chan_khz=fine_chan_khz,
-                         nocache=nocache)
+                         nocache=nocache, source=source)
     metrics.add_metric(name="SolutionsServed", unit="Count", value=1)
     return redirect(deliver(spec, download_name=f"{obs}_cal_solution.zip"))
 
@@ -64,16 +68,19 @@ def selection_explanation(query: Mapping[str, str] | None) -> dict:
     return explanation(obs, wanted, interpolate=interpolate(query))
 
 
-def solution_spec(outcome: Outcome, wanted: Criteria, interp: bool, *, output_format: str, fine_chan_khz: int,
-                  nocache: bool) -> ZipSpec:
-    """The zip for the outcome: the nearest fit, or both sides' when interpolating (never with prefer_fitid)."""
+def solution_spec(outcome: Outcome, wanted: Criteria, interp: bool, *, output_format: str, fine_chan_khz: int | None,
+                  nocache: bool, source: str = TABLE) -> ZipSpec:
+    """The zip for the outcome: the nearest fit, or both sides' when interpolating (never with prefer_fitid).
+
+    Interpolation combines the two fits' table rows, so an interpolated answer is always ``source=table``."""
     target = outcome.target
     sides = None
     if interp and wanted.prefer_fitid is None:
         sides = choose_sides(target, outcome.selection.candidates)
     best = sides.before if sides else outcome.selection.best
     spec = zip_spec(target.obsid, best, target.channels, output_format=output_format, fine_chan_khz=fine_chan_khz,
-                    nocache=nocache, correct_to=target if wanted.correct_attenuation else None)
+                    nocache=nocache, source=TABLE if sides else source,
+                    correct_to=target if wanted.correct_attenuation else None)
     if sides is None:
         return spec
     after = sides.after.calibrator
@@ -84,24 +91,32 @@ def solution_spec(outcome: Outcome, wanted: Criteria, interp: bool, *, output_fo
 
 
 def zip_spec(obs_id: int, cand: Candidate, target_channels: Sequence[int], *, output_format: str,
-             fine_chan_khz: int, nocache: bool, variant: tuple[str, ...] = (),
+             fine_chan_khz: int | None, nocache: bool, variant: tuple[str, ...] = (), source: str = TABLE,
              correct_to: Target | None = None) -> ZipSpec:
-    """The zip of the chosen (calibrator, fit) for the target; ``auto`` is resolved here, once.
+    """The zip of the chosen (calibrator, fit) for the target; ``auto``, the source and the width are resolved here, once.
 
+    ``fine_chan_khz`` None: 40 kHz from the table, the native chanblock width from the files.
     ``correct_to``: the target whose attenuation the Jones are scaled to (correct_attenuation=1).
     """
     cal, fit = cand.calibrator, cand.fit
+    files = solution_files.of_fit(fit.fitid, cal.obsid) if source != TABLE else []
+    served = resolve_source(source, files, target_channels, fit.fitid, cal.obsid)
+    if served == FILE:
+        width = served_width_khz(fine_chan_khz, native_width_khz(files, target_channels))
+    else:
+        width = TABLE_FINE_CHAN_KHZ if fine_chan_khz is None else fine_chan_khz
     return ZipSpec(obs_id=obs_id, target_channels=tuple(target_channels), cal_obsid=cal.obsid,
                    cal_stoptime=cal.stoptime, cal_channels=tuple(cal.channels), fitid=fit.fitid,
-                   output_format=resolve_format(output_format, bool(fit.solution_key)),
-                   fine_chan_khz=fine_chan_khz, nocache=nocache, variant=variant,
+                   output_format=resolve_format(output_format, bool(fit.solution_key) or bool(files)),
+                   fine_chan_khz=width, nocache=nocache, variant=variant, source=served,
                    target_db=correct_to.gain_control_value if correct_to else None,
                    cal_db=cal.gain_control_value if correct_to else None)
 
 
-def _fine_chan(query: Mapping[str, str] | None) -> int:
-    value = params.integer(query, "fine_chan_khz", default=40)
-    if value not in FINE_CHAN_KHZ:
+def _fine_chan(query: Mapping[str, str] | None) -> int | None:
+    """The fine_chan_khz asked for (one of FINE_CHAN_KHZ), or None when the query does not say."""
+    value = params.integer(query, "fine_chan_khz")
+    if value is not None and value not in FINE_CHAN_KHZ:
         raise BadRequest(f"fine_chan_khz must be one of {', '.join(map(str, FINE_CHAN_KHZ))}, got {value}",
                          parameter="fine_chan_khz")
     return value

@@ -2,6 +2,7 @@
 
 A manifest runs :func:`chalicelib.ingest.landing.ingest_manifest` (which ends in ``fit_finished``);
 a solutions or error file calls :func:`chalicelib.calrequests.callbacks.fit_finished` directly
+(a solutions file is first recorded in ``calibration_fit_solution_file``: :mod:`chalicelib.ingest.solution_files`)
 (key layout and file formats: :mod:`chalicelib.ingest.layout`). Other keys, other buckets and
 other event kinds are ignored. S3 delivers notifications at least once: a repeated manifest finds
 its fit in the database and writes nothing; a repeat of any of them finds no open request and
@@ -18,7 +19,7 @@ from urllib.parse import unquote_plus
 from chalicelib import storage
 from chalicelib.calrequests import callbacks
 from chalicelib.config import settings
-from chalicelib.ingest import landing, layout
+from chalicelib.ingest import landing, layout, solution_files
 from chalicelib.observability import logger
 
 
@@ -81,6 +82,8 @@ def handle_event(event: Mapping[str, Any], context: Any = None) -> list[dict]:
             if f.kind == layout.MANIFEST:
                 report = landing.ingest_manifest(landed, context=context)
             else:
+                if f.kind == layout.SUCCESS:  # the site pipeline's whole-band file: record what it holds
+                    solution_files.record_landed_solutions(landed)
                 success, message, finished = describe(landed)
                 logger.info("fit finished", extra={"cal_id": f.cal_id, "fitid": f.fitid, "success": success,
                                                    "key": f.key})

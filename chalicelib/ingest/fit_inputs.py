@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from chalicelib.ingest.fitting import FitInputs
-from chalicelib.instrument import COARSE_CHAN_HZ
+from chalicelib.instrument import receiver_channel_of  # noqa: F401 - re-exported: its old home
 from chalicelib.solutions import CalibrationSolution
 
 PathOrBytes = str | PathLike[str] | bytes
@@ -51,13 +51,6 @@ def weights_from_results(
     if chanblock_flags is not None:
         ok = ok & ~np.asarray(chanblock_flags, dtype=bool).reshape(-1)
     return ok.astype(np.float64)
-
-
-def receiver_channel_of(freqs_hz: np.ndarray) -> np.ndarray:
-    """Receiver (coarse) channel number n of each fine-channel frequency: n*1.28 MHz +- 640 kHz contains it."""
-    return np.floor((np.asarray(freqs_hz, dtype=np.float64) + COARSE_CHAN_HZ / 2) / COARSE_CHAN_HZ + 1e-9).astype(
-        np.int64
-    )
 
 
 @dataclass

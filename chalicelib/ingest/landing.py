@@ -15,7 +15,9 @@ When ``fits/<cal_id>/<fitid>/manifest.json`` lands (layout and manifest format:
    observation from the metafits when the database lacks it, the ``calibration_fits`` row, one
    ``calibration_solutions`` row per tile, and ``calibration_fit_file`` (kind ``hyperdrive``,
    ``bucket_key`` = the FIRST solution file the manifest lists: list a whole-band file first if
-   there is one; the bucket holds no combined file, and this Lambda only reads it);
+   there is one; the bucket holds no combined file, and this Lambda only reads it), and
+   ``calibration_fit_solution_file``: EVERY solution file the manifest lists, with the coarse
+   channels, chanblocks and timeblocks it holds (what get_cal_solution?source=file fetches);
 5. calls :func:`chalicelib.calrequests.callbacks.fit_finished` (success, the message names the fit
    and its tile counts, finished = the fit's ``fit_time``).
 
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +53,7 @@ TRANSIENT_DATABASE = (DatabaseUnavailable, InterfaceError, OSError)
 
 def fetch(bucket: str, keys: Sequence[str]) -> dict[str, bytes]:
     """The objects' bytes by key, fetched in parallel; LandingError names the missing ones."""
-    with ThreadPoolExecutor(max_workers=max(1, min(FETCH_THREADS, len(keys)))) as pool:
-        bodies = dict(zip(keys, pool.map(lambda k: storage.get_object(bucket, k), keys)))
+    bodies = storage.get_objects(bucket, keys, threads=FETCH_THREADS)
     missing = [k for k, body in bodies.items() if body is None]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
@@ -78,6 +78,7 @@ class _Fitted:
     fit: Any  # records.Fit
     rows: list
     reference_tile_id: int
+    solution_files: list  # SolutionFile of every file the manifest lists (what each covers)
 
 
 def _read_and_fit(landed: LandedFit) -> _Fitted:
@@ -86,6 +87,7 @@ def _read_and_fit(landed: LandedFit) -> _Fitted:
     from chalicelib.ingest.fit_inputs import load_fit_inputs
     from chalicelib.ingest.fitting import fit_result
     from chalicelib.ingest.store import fit_record
+    from chalicelib.solutions.files import describe_bytes
 
     f = landed.file
     raw = storage.get_object(landed.bucket, f.key)
@@ -105,13 +107,17 @@ def _read_and_fit(landed: LandedFit) -> _Fitted:
     except Exception as exc:  # noqa: BLE001
         raise LandingError(f"the solution files cannot be read: {type(exc).__name__}: {exc}") from exc
     try:
+        described = [describe_bytes(k, files[k]) for k in keys[1:]]
+    except Exception as exc:  # noqa: BLE001
+        raise LandingError(f"the solution files cannot be described: {type(exc).__name__}: {exc}") from exc
+    try:
         result = fit_result(inputs)
     except Exception as exc:  # noqa: BLE001
         raise LandingError(f"the solutions cannot be fitted: {type(exc).__name__}: {exc}") from exc
     fit = fit_record(inputs.hyperdrive_header, fitid=f.fitid, obsid=f.cal_id, creator=manifest.creator,
                      code_version=manifest.code_version, fit_time=manifest.finished)
     return _Fitted(manifest=manifest, info=info, fit=fit, rows=result.rows(),
-                   reference_tile_id=result.reference_tile_id)
+                   reference_tile_id=result.reference_tile_id, solution_files=described)
 
 
 def ingest_manifest(landed: LandedFit, context: Any = None) -> dict[str, Any]:
@@ -136,7 +142,8 @@ def ingest_manifest(landed: LandedFit, context: Any = None) -> dict[str, Any]:
     try:
         fitted = _read_and_fit(landed)
         stored = store_fit(fitted.fit, fitted.rows, observation_from_metafits(fitted.info),
-                           bucket_key=f.prefix + fitted.manifest.solutions[0])
+                           bucket_key=f.prefix + fitted.manifest.solutions[0],
+                           solution_files=fitted.solution_files)
     except (*TRANSIENT_STORAGE, *TRANSIENT_DATABASE):
         raise  # an outage: the event is delivered again
     except Exception as exc:  # noqa: BLE001 - a bad fit is told to its requests, never raised

@@ -26,22 +26,26 @@ calibration_command  hyperdrive ``CMDLINE`` of the lowest-frequency file
    an observation already there is left as it is, except that its ``observation_tile`` rows are
    added when it has none (get_cal_solution needs the tile list);
 3. the ``calibration_fits`` row and one ``calibration_solutions`` row per tile;
-4. the fit's hyperdrive file (``calibration_fit_file``, kind ``hyperdrive``) when a bucket key is given.
+4. the fit's hyperdrive file (``calibration_fit_file``, kind ``hyperdrive``) when a bucket key is given,
+   and every solution file of the fit with what it covers (``calibration_fit_solution_file``).
 """
 
 from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import db, gpstime
 from chalicelib.db import ingest as queries
+from chalicelib.db import solution_files as file_queries
 from chalicelib.db import writes
 from chalicelib.formats.headers import header_text as _text
 from chalicelib.records import Fit, Observation, SolutionRow
+from chalicelib.solutions.files import SolutionFile
 
 DEFAULT_CREATOR = "mwa-calib-ingest"
 
@@ -116,8 +120,8 @@ def is_nan_row(row: SolutionRow) -> bool:
 
 
 def store_fit(fit: Fit, rows: list[SolutionRow], observation: Observation | None = None,
-              bucket_key: str | None = None) -> StoredFit:
-    """Write the fit, its rows, the calibrator observation (if new) and its file in one transaction.
+              bucket_key: str | None = None, solution_files: Sequence[SolutionFile] = ()) -> StoredFit:
+    """Write the fit, its rows, the calibrator observation (if new) and its files in one transaction.
 
     Writes nothing when (fitid, obsid) is in calibration_fits already. Raises whatever the database
     raises; then nothing is written.
@@ -140,6 +144,7 @@ def store_fit(fit: Fit, rows: list[SolutionRow], observation: Observation | None
         writes.insert_fit(tx, fit, rows)
         if bucket_key:
             queries.register_fit_file(tx, fit.fitid, fit.obsid, bucket_key)
+        file_queries.record(tx, fit.fitid, fit.obsid, solution_files)
     return StoredFit(fitid=fit.fitid, obsid=fit.obsid, written=True, rows=len(rows),
                      nan_rows=sum(is_nan_row(r) for r in rows), observation_inserted=obs_inserted,
                      tiles_inserted=tiles_inserted, bucket_key=bucket_key)

@@ -1,4 +1,8 @@
-"""The solution zip of get_cal_solution: Jones rebuilt from the database for the target's tiles, cached in S3.
+"""The solution zip of get_cal_solution: the target's Jones (rebuilt from the rows, or the fit's own files), cached in S3.
+
+``ZipSpec.source`` says which (:mod:`chalicelib.solutions.sources`): ``table`` rebuilds from
+``calibration_solutions`` (:mod:`rebuild`), ``file`` converts the fit's hyperdrive files exactly
+(:mod:`from_files`); the cache key of a file answer carries ``-file``.
 
 ``WRITERS`` is the one place an output format is chosen (format -> writer and file name);
 ``resolve_format`` turns ``auto`` into one of them, once per request, when the ``ZipSpec`` is made.
@@ -23,6 +27,7 @@ from chalicelib.solutions.attenuation import attenuation_factor, correct_jones, 
 from chalicelib.solutions.interpolate import cut_channels, interpolate_rows
 from chalicelib.solutions.rebuild import assemble
 from chalicelib.solutions.solution import CalibrationSolution
+from chalicelib.solutions.sources import FILE, TABLE
 
 FINE_CHAN_KHZ = (10, 20, 40, 80, 160, 320, 640, 1280)
 
@@ -74,17 +79,20 @@ class ZipSpec:
     cal_channels: tuple[int, ...]  # the calibrator's receiver channels (the gains columns, ascending)
     fitid: int
     output_format: str  # a key of WRITERS (resolve_format has turned ``auto`` into one)
-    fine_chan_khz: int = 40
+    fine_chan_khz: float = 40  # the width served (source=file: the native chanblock width or a multiple)
     nocache: bool = False
     variant: tuple[str, ...] = ()  # names files the caller adds (e.g. "metafits"), so its zips are cached apart
     after: Side | None = None  # interpolate: the calibrator after the target; cal_obsid/fitid are the one before
     weight: float = 1.0  # interpolate: w on cal_obsid/fitid, 1 - w on ``after`` (solutions.interpolate.weight)
     target_db: float | None = None  # correct_attenuation: the target's gain_control_value (None: no correction)
     cal_db: float | None = None  # correct_attenuation: the calibrator's (cal_obsid) gain_control_value
+    source: str = TABLE  # TABLE (rebuilt from the rows) or FILE (the fit's own hyperdrive files)
 
     def __post_init__(self) -> None:
         if self.output_format not in WRITERS:
             raise ValueError(f"output format {self.output_format!r} is not resolved to one of {', '.join(WRITERS)}")
+        if self.source not in (TABLE, FILE):
+            raise ValueError(f"solution source {self.source!r} is not resolved to {TABLE} or {FILE}")
 
 
 def solution_files(sol: CalibrationSolution, name_obsid: int, output_format: str, *,
@@ -134,12 +142,13 @@ def note(spec: ZipSpec) -> str | None:
 
 
 def cache_key(spec: ZipSpec) -> str:
-    """Where the zip is kept in the products bucket: names obs, fit(s), weight, correction, format, resolution, variant."""
-    extra = "".join(f"-{v}" for v in spec.variant)
+    """Where the zip is kept in the products bucket: names obs, fit(s), weight, correction, format, resolution,
+    source (file) and variant."""
+    extra = ("-file" if spec.source == FILE else "") + "".join(f"-{v}" for v in spec.variant)
     interp = f"_cal{spec.after.cal_obsid}_fit{spec.after.fitid}_w{spec.weight:.12g}" if spec.after else ""
     corr = f"_atten{spec.target_db:g}db" if _corrected(spec) else ""
     return (f"cal_solutions/{spec.obs_id}/{spec.obs_id}_cal{spec.cal_obsid}_fit{spec.fitid}{interp}{corr}"
-            f"_{spec.output_format}_{spec.fine_chan_khz}khz{extra}.zip")
+            f"_{spec.output_format}_{spec.fine_chan_khz:g}khz{extra}.zip")
 
 
 def _rows(fitid: int, cal_obsid: int) -> list[dict]:
@@ -147,6 +156,14 @@ def _rows(fitid: int, cal_obsid: int) -> list[dict]:
     if not rows:
         raise NotFound(f"fit {fitid} of calibrator {cal_obsid} has no solution rows")
     return rows
+
+
+def _target_tiles(spec: ZipSpec) -> list:
+    """The target's tiles in Antenna order (the calibrator's when the target has none recorded)."""
+    tiles = queries.observation_tiles(spec.obs_id) or queries.observation_tiles(spec.cal_obsid)
+    if not tiles:
+        raise NotFound(f"no tile list is recorded for observation {spec.obs_id} or its calibrator {spec.cal_obsid}")
+    return tiles
 
 
 def interpolated(spec: ZipSpec, tiles: list) -> CalibrationSolution:
@@ -167,20 +184,31 @@ def interpolated(spec: ZipSpec, tiles: list) -> CalibrationSolution:
                     (float(spec.cal_obsid), float(after.cal_stoptime)), spec.cal_obsid, spec.fitid)
 
 
-def build(spec: ZipSpec, extra_files: Mapping[str, bytes] | None = None) -> bytes:
-    """Build the zip bytes for one (calibrator, fit), or two interpolated, from the database."""
-    tiles = queries.observation_tiles(spec.obs_id) or queries.observation_tiles(spec.cal_obsid)
-    if not tiles:
-        raise NotFound(f"no tile list is recorded for observation {spec.obs_id} or its calibrator {spec.cal_obsid}")
+def _solution(spec: ZipSpec) -> CalibrationSolution:
+    """The target's solution: two fits interpolated, the fit's own files (source=file), or its rows; then the
+    attenuation correction when asked."""
+    tiles = _target_tiles(spec)
     if spec.after is not None:
-        sol = interpolated(spec, tiles)
+        return interpolated(spec, tiles)
+    if spec.source == FILE:
+        from chalicelib.solutions.from_files import file_solution
+
+        sol = file_solution(obs_id=spec.obs_id, target_channels=spec.target_channels, cal_obsid=spec.cal_obsid,
+                            cal_stoptime=spec.cal_stoptime, fitid=spec.fitid, width_hz=spec.fine_chan_khz * 1e3,
+                            single_interval=spec.output_format == "aocal", target_tiles=tiles)
     else:
-        rows = _rows(spec.fitid, spec.cal_obsid)
-        sol = assemble(rows, spec.cal_channels, tiles, spec.target_channels, spec.fine_chan_khz * 1e3,
-                       (float(spec.cal_obsid), float(spec.cal_stoptime)), spec.cal_obsid, spec.fitid)
-        if _factor(spec, spec.cal_db) != 1.0:
-            sol.jones = correct_jones(sol.jones, spec.target_db, spec.cal_db)
-    files = solution_files(sol, spec.obs_id, spec.output_format, solution_name=solution_name(spec), note=note(spec))
+        sol = assemble(_rows(spec.fitid, spec.cal_obsid), spec.cal_channels, tiles, spec.target_channels,
+                       spec.fine_chan_khz * 1e3, (float(spec.cal_obsid), float(spec.cal_stoptime)), spec.cal_obsid,
+                       spec.fitid)
+    if _factor(spec, spec.cal_db) != 1.0:
+        sol.jones = correct_jones(sol.jones, spec.target_db, spec.cal_db)
+    return sol
+
+
+def build(spec: ZipSpec, extra_files: Mapping[str, bytes] | None = None) -> bytes:
+    """Build the zip bytes for one (calibrator, fit), or two interpolated, from the database (source=file: its files)."""
+    files = solution_files(_solution(spec), spec.obs_id, spec.output_format, solution_name=solution_name(spec),
+                           note=note(spec))
     files.update(extra_files or {})
     return build_zip(files)
 
