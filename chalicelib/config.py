@@ -42,6 +42,7 @@ class Settings:
     callback_retry_max_s: float = 3600.0
     db_ssl: bool = False  # TLS required, the server's certificate and host name verified (prod: RDS Proxy)
     db_ssl_root_cert: str | None = None  # CA bundle to verify it with; None: the system's trust store
+    model_error_threshold_rad: float = 0.3  # the fit page marks tiles whose line-model error is above it
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -91,4 +92,5 @@ def settings() -> Settings:
         callback_retry_max_s=float(_get("CALIB_CALLBACK_RETRY_MAX_S", "3600")),
         db_ssl=_flag("CALIB_DB_SSL", False),
         db_ssl_root_cert=_get("CALIB_DB_SSL_ROOT_CERT"),
+        model_error_threshold_rad=float(_get("CALIB_MODEL_ERROR_THRESHOLD_RAD", "0.3")),
     )

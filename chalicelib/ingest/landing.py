@@ -15,7 +15,8 @@ When ``fits/<cal_id>/<fitid>/manifest.json`` lands (layout and manifest format:
    observation from the metafits when the database lacks it, the ``calibration_fits`` row, one
    ``calibration_solutions`` row per tile, and ``calibration_fit_file`` (kind ``hyperdrive``,
    ``bucket_key`` = the FIRST solution file the manifest lists: list a whole-band file first if
-   there is one; the bucket holds no combined file, and this Lambda only reads it);
+   there is one; the bucket holds no combined file, and this Lambda only reads it), and the rows'
+   line-model error per tile (``calibration_model_error``: :mod:`chalicelib.ingest.modelerror`);
 5. calls :func:`chalicelib.calrequests.callbacks.fit_finished` (success, the message names the fit
    and its tile counts, finished = the fit's ``fit_time``).
 
@@ -78,6 +79,7 @@ class _Fitted:
     fit: Any  # records.Fit
     rows: list
     reference_tile_id: int
+    model_error: Any  # modelerror.ModelError of the rows against these files
 
 
 def _read_and_fit(landed: LandedFit) -> _Fitted:
@@ -108,10 +110,15 @@ def _read_and_fit(landed: LandedFit) -> _Fitted:
         result = fit_result(inputs)
     except Exception as exc:  # noqa: BLE001
         raise LandingError(f"the solutions cannot be fitted: {type(exc).__name__}: {exc}") from exc
+    from chalicelib.ingest.modelerror import line_model_error
+
+    rows = result.rows()
+    error = line_model_error(inputs.jones, inputs.weights > 0, inputs.freqs_hz, inputs.tile_ids,
+                             result.reference_tile_id, rows)
     fit = fit_record(inputs.hyperdrive_header, fitid=f.fitid, obsid=f.cal_id, creator=manifest.creator,
                      code_version=manifest.code_version, fit_time=manifest.finished)
-    return _Fitted(manifest=manifest, info=info, fit=fit, rows=result.rows(),
-                   reference_tile_id=result.reference_tile_id)
+    return _Fitted(manifest=manifest, info=info, fit=fit, rows=rows,
+                   reference_tile_id=result.reference_tile_id, model_error=error)
 
 
 def ingest_manifest(landed: LandedFit, context: Any = None) -> dict[str, Any]:
@@ -136,7 +143,7 @@ def ingest_manifest(landed: LandedFit, context: Any = None) -> dict[str, Any]:
     try:
         fitted = _read_and_fit(landed)
         stored = store_fit(fitted.fit, fitted.rows, observation_from_metafits(fitted.info),
-                           bucket_key=f.prefix + fitted.manifest.solutions[0])
+                           bucket_key=f.prefix + fitted.manifest.solutions[0], model_error=fitted.model_error)
     except (*TRANSIENT_STORAGE, *TRANSIENT_DATABASE):
         raise  # an outage: the event is delivered again
     except Exception as exc:  # noqa: BLE001 - a bad fit is told to its requests, never raised

@@ -26,7 +26,8 @@ calibration_command  hyperdrive ``CMDLINE`` of the lowest-frequency file
    an observation already there is left as it is, except that its ``observation_tile`` rows are
    added when it has none (get_cal_solution needs the tile list);
 3. the ``calibration_fits`` row and one ``calibration_solutions`` row per tile;
-4. the fit's hyperdrive file (``calibration_fit_file``, kind ``hyperdrive``) when a bucket key is given.
+4. the fit's hyperdrive file (``calibration_fit_file``, kind ``hyperdrive``) when a bucket key is given;
+5. the rows' line-model error (``calibration_model_error``, :mod:`chalicelib.ingest.modelerror`) when given.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def is_nan_row(row: SolutionRow) -> bool:
 
 
 def store_fit(fit: Fit, rows: list[SolutionRow], observation: Observation | None = None,
-              bucket_key: str | None = None) -> StoredFit:
+              bucket_key: str | None = None, model_error: Any = None) -> StoredFit:
     """Write the fit, its rows, the calibrator observation (if new) and its file in one transaction.
 
     Writes nothing when (fitid, obsid) is in calibration_fits already. Raises whatever the database
@@ -140,6 +141,10 @@ def store_fit(fit: Fit, rows: list[SolutionRow], observation: Observation | None
         writes.insert_fit(tx, fit, rows)
         if bucket_key:
             queries.register_fit_file(tx, fit.fitid, fit.obsid, bucket_key)
+        if model_error is not None:
+            from chalicelib.db.modelerror import write_model_error
+
+            write_model_error(tx, fit.fitid, fit.obsid, model_error)
     return StoredFit(fitid=fit.fitid, obsid=fit.obsid, written=True, rows=len(rows),
                      nan_rows=sum(is_nan_row(r) for r in rows), observation_inserted=obs_inserted,
                      tiles_inserted=tiles_inserted, bucket_key=bucket_key)

@@ -30,7 +30,7 @@ from chalicelib.errors import BadRequest
 DEFAULT_DAYS = 7
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 1000
-PLOT_KINDS = ("tilediff", "timediff", "xydiff", "gains", "gaintimes")
+PLOT_KINDS = ("tilediff", "timediff", "xydiff", "gains", "gaintimes", "phasefit")
 
 
 @dataclass(frozen=True)
