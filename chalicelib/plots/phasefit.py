@@ -3,7 +3,7 @@ against frequency, with the table's straight phase line over it, X and Y.
 
 Data (``compute``): ``freqs_hz`` (the file's chanblocks, ascending; without files the band of the
 observation's receiver channels, two points), ``reference_tile_id``, ``has_files`` and
-``model_error_threshold_rad``; per tile ``x_phase``, ``y_phase`` (rad, wrapped, NaN where unusable;
+``model_error_threshold_rad``; per tile ``x_phase``, ``y_phase`` (rad to 5 decimals, wrapped, NaN where unusable;
 empty without files), the row's line ``x_intercept``, ``x_delay_m`` (and Y), ``x_model_error_rad``,
 ``y_model_error_rad`` (:func:`chalicelib.ingest.modelerror.model_error`) and ``model_error_over``
 (either above the threshold). In each cell frequency runs left to right; dots are the file's
@@ -67,8 +67,8 @@ def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapp
         known = [e for e in (ex, ey) if np.isfinite(e)]
         has_phase = ph is not None and np.isfinite(ph).any()
         tiles.append(layout.tile_entry(
-            t, x_phase=ph[:, 0].astype(np.float32) if ph is not None else np.array([], dtype=np.float32),
-            y_phase=ph[:, 1].astype(np.float32) if ph is not None else np.array([], dtype=np.float32),
+            t, x_phase=np.round(ph[:, 0], 5) if ph is not None else np.array([]),
+            y_phase=np.round(ph[:, 1], 5) if ph is not None else np.array([]),
             x_intercept=xi, x_delay_m=xd, y_intercept=yi, y_delay_m=yd,
             x_model_error_rad=ex, y_model_error_rad=ey,
             model_error_over=(any(e > threshold_rad for e in known) if known else None),
