@@ -278,7 +278,9 @@ def test_sam_policies_name_the_resources_each_function_uses(sam):
     # S3: the API reads/writes its caches in the products bucket; on_cal_file reads fit files
     assert sorted(_allowed(sam, "api_handler", "s3:PutObject")) == sorted(
         [f"arn:aws:s3:::{products}/cal_solutions/*", f"arn:aws:s3:::{products}/plots/*"])
-    assert all(r.startswith(f"arn:aws:s3:::{products}/") for r in _allowed(sam, "api_handler", "s3:GetObject"))
+    # ... and reads the fits' own solution files (the phasefit plot), nothing else of the calibration bucket
+    assert all(r.startswith(f"arn:aws:s3:::{products}/") or r == f"arn:aws:s3:::{cal}/fits/*"
+               for r in _allowed(sam, "api_handler", "s3:GetObject"))
     assert _allowed(sam, "on_cal_file", "s3:GetObject") == [f"arn:aws:s3:::{cal}/fits/*"]
     assert not _allowed(sam, "store_request", "s3:GetObject") and not _allowed(sam, "retry_callbacks", "s3:GetObject")
     # secrets: each function reads only its database password (and the callback key where it signs)
