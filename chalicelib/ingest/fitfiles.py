@@ -47,17 +47,16 @@ def solution_file_keys(fitid: int, obsid: int) -> list[str]:
 
 
 def read_solutions(keys: Sequence[str]) -> list[Any]:
-    """The hyperdrive solutions (CalibrationSolution) of the given calibration-bucket keys; missing keys are skipped."""
+    """The hyperdrive solutions (CalibrationSolution) of the given calibration-bucket keys; [] when any is missing."""
     from chalicelib.formats.hyperdrive import read_hyperdrive
     from chalicelib.ingest.landing import fetch
     from chalicelib.ingest.layout import LandingError
 
     try:
         bodies = fetch(settings().cal_bucket, list(keys))
-    except LandingError:
-        bucket = settings().cal_bucket
-        bodies = {k: b for k in keys if (b := storage.get_object(bucket, k)) is not None}
-    return [read_hyperdrive(bodies[k]) for k in keys if k in bodies]
+    except LandingError:  # not (or no longer) all in the bucket: no curves rather than part of a band
+        return []
+    return [read_hyperdrive(bodies[k]) for k in keys]
 
 
 def curves_from_solutions(solutions: Sequence[Any], tiles: Iterable[Mapping[str, Any]],
@@ -106,7 +105,19 @@ def fit_curves(fitid: int, obsid: int) -> PhaseCurves | None:
     from chalicelib.db.modelerror import fit_lines
     from chalicelib.db.summary import observation_tiles
 
+    from chalicelib.errors import StorageUnavailable
+    from chalicelib.observability import logger
+
     lines = fit_lines(fitid, obsid)
     if not lines:
         return None
-    return curves_from_solutions(read_solutions(solution_file_keys(fitid, obsid)), observation_tiles(obsid), lines)
+    keys = solution_file_keys(fitid, obsid)
+    try:
+        solutions = read_solutions(keys)
+    except StorageUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a file in the bucket that is not hyperdrive: draw the lines only
+        logger.warning("solution files of the fit cannot be read", extra={
+            "fitid": fitid, "obsid": obsid, "keys": list(keys[:3]), "error": f"{type(exc).__name__}: {exc}"})
+        return None
+    return curves_from_solutions(solutions, observation_tiles(obsid), lines)
