@@ -81,10 +81,10 @@ def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapp
 
 
 def _wrapped_line(xs: np.ndarray, phase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A wrapped phase line as a polyline broken (NaN) at each wrap."""
+    """A wrapped phase line as a polyline broken (NaN) at each wrap, and ended by a NaN (the next tile's is apart)."""
     w = wrap_phase(phase)
     jumps = np.flatnonzero(np.abs(np.diff(w)) > np.pi)
-    return np.insert(xs, jumps + 1, np.nan), np.insert(w, jumps + 1, np.nan)
+    return np.append(np.insert(xs, jumps + 1, np.nan), np.nan), np.append(np.insert(w, jumps + 1, np.nan), np.nan)
 
 
 def render(data: Mapping[str, Any]) -> bytes:
