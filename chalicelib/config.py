@@ -53,6 +53,7 @@ class Settings:
     metadata_max_bytes: int = 16 * 1024 * 1024
     # every API request is answered within this (API Gateway's limit is 29 s); see chalicelib.deadline
     request_deadline_s: float = 20.0
+    model_error_threshold_rad: float = 0.3  # the fit page marks tiles whose line-model error is above it
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -121,4 +122,5 @@ def settings() -> Settings:
         metadata_total_timeout_s=float(_get("CALIB_METADATA_TOTAL_TIMEOUT_S", "8")),
         metadata_max_bytes=int(_get("CALIB_METADATA_MAX_BYTES", str(16 * 1024 * 1024))),
         request_deadline_s=_deadline("CALIB_REQUEST_DEADLINE_S", "20"),
+        model_error_threshold_rad=float(_get("CALIB_MODEL_ERROR_THRESHOLD_RAD", "0.3")),
     )

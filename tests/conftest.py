@@ -37,7 +37,7 @@ os.environ["CALIB_METADATA_URL"] = ""  # no test reaches the real metadata servi
 TABLES = (
     "calibration_request_callback_attempt", "calibration_request", "calibration_fit_file",
     "calibration_solutions", "calibration_fits", "observation_tile", "rf_stream",
-    "schedule_metadata", "mwa_setting",
+    "schedule_metadata", "mwa_setting", "calibration_model_error",
 )
 
 

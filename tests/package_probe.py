@@ -110,6 +110,9 @@ def plot_args(kind: str) -> tuple[list, dict]:
     by_obs = {int(k): v for k, v in d["channels_by_obs"].items()}
     if kind == "tilediff":
         return [d["tile_rows"], d["solution_rows"]], common
+    if kind == "phasefit":  # the table's lines only (no solution files here)
+        lines = [dict(r, x_intercept=0.0, y_intercept=0.0) for r in d["solution_rows"]]
+        return [d["tile_rows"], lines, None], dict(channels=d["channels"], **common)
     if kind == "gains":
         return [d["tile_rows"], d["solution_rows"]], dict(channels=d["channels"], **common)
     if kind in ("timediff", "xydiff"):

@@ -166,7 +166,7 @@ def test_summary_form_fit_link_and_every_plot_in_a_browser(local_service):
     assert len(rows) == 2
     for row in rows:
         imgs = row.find_all("img", "plot")
-        assert len(imgs) == 5
+        assert len(imgs) == 6  # tilediff, timediff, xydiff, gains, gaintimes, phasefit
         for img in imgs:
             src = urljoin(fit_url, img.attrs["src"])
             status, headers, _ = get_no_redirect(src)
@@ -362,3 +362,42 @@ def test_icon_and_robots_are_answered(local_service):
     assert status == 200 and headers["content-type"].startswith("text/plain")
     rules = [line.split(":", 1) for line in body.decode().splitlines() if line and not line.startswith("#")]
     assert [(k.strip().lower(), v.strip()) for k, v in rules] == [("user-agent", "*"), ("disallow", "/calib/")]
+
+
+def test_fit_page_line_error_column_marks_the_14_long_baseline_tiles_in_a_browser(local_service, originals):
+    """The real fit of 1369821496, stored as its landing stores it: the browser shows the line-error column
+    and marks exactly the 14 unflagged LBF*/LBG* tiles (bold text and a title, not colour alone)."""
+    from chalicelib.formats.metafits import observation_from_metafits, read_metafits
+    from chalicelib.ingest.fit_inputs import load_fit_inputs
+    from chalicelib.ingest.fitting import fit_result
+    from chalicelib.ingest.modelerror import line_model_error
+    from chalicelib.ingest.store import fit_record, store_fit
+    from tests.real_fit import fixture_files
+
+    solutions, metafits = fixture_files()
+    inputs = load_fit_inputs(solutions, metafits)
+    result = fit_result(inputs)
+    rows = result.rows()
+    error = line_model_error(inputs.jones, inputs.weights > 0, inputs.freqs_hz, inputs.tile_ids,
+                             result.reference_tile_id, rows)
+    fitid = 1685856000123456
+    store_fit(fit_record(inputs.hyperdrive_header, fitid=fitid, obsid=1369821496, creator="calvin"), rows,
+              observation_from_metafits(read_metafits(metafits)), model_error=error)
+
+    fit_url = f"{local_service}/calib/fit?fitid={fitid}"
+    doc = fx.parse_html(browser(fit_url))
+    table = doc.find("table", id="tile-table")
+    titles = [th.text() for th in table.find("thead").find_all("th")]
+    assert any("Line error X (rad)" in t for t in titles) and any("Over limit" in t for t in titles)
+    marked = [tr for tr in table.find("tbody").find_all("tr") if tr.find_all("strong", "over")]
+    names = sorted(tr.find_all("td")[1].text().strip() for tr in marked)
+    lb = sorted(n for n, f in zip(originals["name_of"], originals["flagged"]) if n.startswith(("LBF", "LBG")) and not f)
+    assert len(lb) == 14 and names == lb
+    for tr in marked:
+        strong = tr.find_all("strong", "over")[0]
+        assert strong.text().strip() == "over" and "0.3 rad" in strong.attrs["title"]
+    ok_rows = [tr for tr in table.find("tbody").find_all("tr") if tr.find_all("td")[-1].text().strip() == "ok"]
+    assert len(ok_rows) == 126 - 14
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser(fit_url + "&tile_sort=-model_error_x_rad#tiles", screenshot=ARTIFACTS / "fit-model-error.png",
+            width=1280, height=2400)

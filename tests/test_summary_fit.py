@@ -140,7 +140,7 @@ def test_fit_page_lists_observations_with_plots_and_downloads(client):
     assert [s.find("a", "obsid").text() for s in rows] == [str(fx.A), str(fx.B)]
     imgs = rows[0].find_all("img", "plot")
     assert [urlparse(i.attrs["src"]).path for i in imgs] == [
-        "plot/tilediff", "plot/timediff", "plot/xydiff", "plot/gains", "plot/gaintimes"]
+        "plot/tilediff", "plot/timediff", "plot/xydiff", "plot/gains", "plot/gaintimes", "plot/phasefit"]
     hrefs = [a.attrs["href"] for a in doc.find_all("a") if "format=" in a.attrs.get("href", "")]
     kinds = {(parse_qs(urlparse(h).query)["format"][0], parse_qs(urlparse(h).query).get("table", ["both"])[0])
              for h in hrefs}

@@ -83,7 +83,7 @@ def test_fit_time_in_awst_for_second_and_microsecond_fitids_and_fit_time(client)
     assert ran[fx.F_C_MWA] == "2026-03-15 18:00:00"  # fit_time set (10:00 UTC)
 
 
-def test_observations_link_to_the_solution_the_obs_page_and_five_plots(client):
+def test_observations_link_to_the_solution_the_obs_page_and_six_plots(client):
     _, doc = get_page(client, ALL)
     row = next(tr for tr in fit_rows(doc) if cells(tr)["Fit ID"].text().strip() == str(fx.F_MWA))
     items = cells(row)["Observations"].find_all("li")
@@ -96,7 +96,7 @@ def test_observations_link_to_the_solution_the_obs_page_and_five_plots(client):
                                        "max_time_separation": ["0"]}
         assert li.find("a", "obsname").attrs["href"] == f"https://obs.example.org/info?obs={obsid}"
         plots = li.find_all("a", "plot")
-        assert [p.text() for p in plots] == ["tilediff", "timediff", "xydiff", "gains", "gaintimes"]
+        assert [p.text() for p in plots] == ["tilediff", "timediff", "xydiff", "gains", "gaintimes", "phasefit"]
         for p in plots:
             u = urlparse(p.attrs["href"])
             assert u.path == f"plot/{p.text()}"

@@ -63,11 +63,13 @@ def fit_observations(fitid: int) -> list[dict[str, Any]]:
 
 
 def fit_delays(fitid: int) -> list[dict[str, Any]]:
-    """Every tile's residual delays in every observation of the fit, with its receiver and slot."""
+    """Every tile's residual delays in every observation of the fit, with its receiver, slot and line-model error."""
     return db.query(
-        "SELECT s.obsid, s.tileid, s.x_delay_m, s.y_delay_m, t.tile_name, t.rx, t.slot, t.flagged"
+        "SELECT s.obsid, s.tileid, s.x_delay_m, s.y_delay_m, t.tile_name, t.rx, t.slot, t.flagged,"
+        " e.x_phase_rms, e.y_phase_rms"
         " FROM calibration_solutions s"
         " LEFT JOIN observation_tile t ON t.obsid = s.obsid AND t.tileid = s.tileid"
+        " LEFT JOIN calibration_model_error e ON e.fitid = s.fitid AND e.obsid = s.obsid AND e.tileid = s.tileid"
         " WHERE s.fitid = :fitid ORDER BY s.obsid, s.tileid",
         {"fitid": fitid},
     )

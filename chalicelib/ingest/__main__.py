@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     from chalicelib.formats.metafits import observation_from_metafits, read_metafits
     from chalicelib.ingest.fit_inputs import load_fit_inputs
     from chalicelib.ingest.fitting import fit_result
+    from chalicelib.ingest.modelerror import line_model_error
     from chalicelib.ingest.store import fit_record, store_fit
 
     missing = [str(p) for p in (args.metafits, *args.solutions) if not p.is_file()]
@@ -87,6 +88,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
             inputs = load_fit_inputs(sorted(args.solutions), info, progress=update)
         result = fit_result(inputs)
         rows = result.rows()
+        error = line_model_error(inputs.jones, inputs.weights > 0, inputs.freqs_hz, inputs.tile_ids,
+                                 result.reference_tile_id, rows)
     except Exception as exc:  # noqa: BLE001 - a command-line tool: say what is wrong, no trace
         print(f"error: cannot ingest these files: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -94,7 +97,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     fit = fit_record(inputs.hyperdrive_header, fitid=fitid, obsid=info.obsid, creator=args.creator,
                      code_version=args.code_version)
     try:
-        stored = store_fit(fit, rows, observation_from_metafits(info))
+        stored = store_fit(fit, rows, observation_from_metafits(info), model_error=error)
     except (DatabaseUnavailable, DatabaseError, InterfaceError, OSError) as exc:
         print(f"error: the database failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 """The calibration bucket's S3 event (``on_cal_file``): which fits a notification finishes, and what it then does.
 
 A manifest runs :func:`chalicelib.ingest.landing.ingest_manifest` (which ends in ``fit_finished``);
-a solutions or error file calls :func:`chalicelib.calrequests.callbacks.fit_finished` directly
-(a solutions file is first recorded in ``calibration_fit_solution_file``: :mod:`chalicelib.ingest.solution_files`)
+a solutions file is first recorded in ``calibration_fit_solution_file`` (:mod:`chalicelib.ingest.solution_files`)
+and its rows' model error stored (:mod:`chalicelib.ingest.sitefit`); it and an error file call
+:func:`chalicelib.calrequests.callbacks.fit_finished` directly
 (key layout and file formats: :mod:`chalicelib.ingest.layout`). Other keys, other buckets and
 other event kinds are ignored. S3 delivers notifications at least once: a repeated manifest finds
 its fit in the database and writes nothing; a repeat of any of them finds no open request and
@@ -82,8 +83,11 @@ def handle_event(event: Mapping[str, Any], context: Any = None) -> list[dict]:
             if f.kind == layout.MANIFEST:
                 report = landing.ingest_manifest(landed, context=context)
             else:
-                if f.kind == layout.SUCCESS:  # the site pipeline's whole-band file: record what it holds
+                if f.kind == layout.SUCCESS:  # the site pipeline's whole-band file: what it holds, its model error
+                    from chalicelib.ingest.sitefit import record_model_error
+
                     solution_files.record_landed_solutions(landed)
+                    record_model_error(landed)
                 success, message, finished = describe(landed)
                 logger.info("fit finished", extra={"cal_id": f.cal_id, "fitid": f.fitid, "success": success,
                                                    "key": f.key})

@@ -18,6 +18,8 @@ When ``fits/<cal_id>/<fitid>/manifest.json`` lands (layout and manifest format:
    there is one; the bucket holds no combined file, and this Lambda only reads it), and
    ``calibration_fit_solution_file``: EVERY solution file the manifest lists, with the coarse
    channels, chanblocks and timeblocks it holds (what get_cal_solution?source=file fetches);
+   and the rows'
+   line-model error per tile (``calibration_model_error``: :mod:`chalicelib.ingest.modelerror`);
 5. calls :func:`chalicelib.calrequests.callbacks.fit_finished` (success, the message names the fit
    and its tile counts, finished = the fit's ``fit_time``).
 
@@ -79,6 +81,7 @@ class _Fitted:
     rows: list
     reference_tile_id: int
     solution_files: list  # SolutionFile of every file the manifest lists (what each covers)
+    model_error: Any  # modelerror.ModelError of the rows against these files
 
 
 def _read_and_fit(landed: LandedFit) -> _Fitted:
@@ -114,10 +117,15 @@ def _read_and_fit(landed: LandedFit) -> _Fitted:
         result = fit_result(inputs)
     except Exception as exc:  # noqa: BLE001
         raise LandingError(f"the solutions cannot be fitted: {type(exc).__name__}: {exc}") from exc
+    from chalicelib.ingest.modelerror import line_model_error
+
+    rows = result.rows()
+    error = line_model_error(inputs.jones, inputs.weights > 0, inputs.freqs_hz, inputs.tile_ids,
+                             result.reference_tile_id, rows)
     fit = fit_record(inputs.hyperdrive_header, fitid=f.fitid, obsid=f.cal_id, creator=manifest.creator,
                      code_version=manifest.code_version, fit_time=manifest.finished)
-    return _Fitted(manifest=manifest, info=info, fit=fit, rows=result.rows(),
-                   reference_tile_id=result.reference_tile_id, solution_files=described)
+    return _Fitted(manifest=manifest, info=info, fit=fit, rows=rows,
+                   reference_tile_id=result.reference_tile_id, solution_files=described, model_error=error)
 
 
 def ingest_manifest(landed: LandedFit, context: Any = None) -> dict[str, Any]:
@@ -143,7 +151,7 @@ def ingest_manifest(landed: LandedFit, context: Any = None) -> dict[str, Any]:
         fitted = _read_and_fit(landed)
         stored = store_fit(fitted.fit, fitted.rows, observation_from_metafits(fitted.info),
                            bucket_key=f.prefix + fitted.manifest.solutions[0],
-                           solution_files=fitted.solution_files)
+                           solution_files=fitted.solution_files, model_error=fitted.model_error)
     except (*TRANSIENT_STORAGE, *TRANSIENT_DATABASE):
         raise  # an outage: the event is delivered again
     except Exception as exc:  # noqa: BLE001 - a bad fit is told to its requests, never raised

@@ -28,6 +28,7 @@ calibration_command  hyperdrive ``CMDLINE`` of the lowest-frequency file
 3. the ``calibration_fits`` row and one ``calibration_solutions`` row per tile;
 4. the fit's hyperdrive file (``calibration_fit_file``, kind ``hyperdrive``) when a bucket key is given,
    and every solution file of the fit with what it covers (``calibration_fit_solution_file``).
+5. the rows' line-model error (``calibration_model_error``, :mod:`chalicelib.ingest.modelerror`) when given.
 """
 
 from __future__ import annotations
@@ -120,8 +121,9 @@ def is_nan_row(row: SolutionRow) -> bool:
 
 
 def store_fit(fit: Fit, rows: list[SolutionRow], observation: Observation | None = None,
-              bucket_key: str | None = None, solution_files: Sequence[SolutionFile] = ()) -> StoredFit:
-    """Write the fit, its rows, the calibrator observation (if new) and its files in one transaction.
+              bucket_key: str | None = None, solution_files: Sequence[SolutionFile] = (),
+              model_error: Any = None) -> StoredFit:
+    """Write the fit, its rows, the calibrator observation (if new), its files and model error in one transaction.
 
     Writes nothing when (fitid, obsid) is in calibration_fits already. Raises whatever the database
     raises; then nothing is written.
@@ -145,6 +147,10 @@ def store_fit(fit: Fit, rows: list[SolutionRow], observation: Observation | None
         if bucket_key:
             queries.register_fit_file(tx, fit.fitid, fit.obsid, bucket_key)
         file_queries.record(tx, fit.fitid, fit.obsid, solution_files)
+        if model_error is not None:
+            from chalicelib.db.modelerror import write_model_error
+
+            write_model_error(tx, fit.fitid, fit.obsid, model_error)
     return StoredFit(fitid=fit.fitid, obsid=fit.obsid, written=True, rows=len(rows),
                      nan_rows=sum(is_nan_row(r) for r in rows), observation_inserted=obs_inserted,
                      tiles_inserted=tiles_inserted, bucket_key=bucket_key)

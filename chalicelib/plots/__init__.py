@@ -1,4 +1,4 @@
-"""The five diagnostic plots of a calibration fit, one module each, and what they share.
+"""The six diagnostic plots of a calibration fit, one module each, and what they share.
 
 Shared: ``layout`` (tile cells by receiver and slot, colours, fading, y range, data helpers),
 ``figure`` (the matplotlib figure and its PNG), ``legend`` (legend entries), ``marks`` (the marks
@@ -10,4 +10,4 @@ Each plot module has ``compute(...)``: a pure function from database rows to the
 with a redirect. matplotlib is imported only when a plot is rendered.
 """
 
-KINDS: tuple[str, ...] = ("tilediff", "timediff", "xydiff", "gains", "gaintimes")
+KINDS: tuple[str, ...] = ("tilediff", "timediff", "xydiff", "gains", "gaintimes", "phasefit")

@@ -9,7 +9,8 @@ smaller ones downscaled from it), so a page's ``srcset`` never renders a plot tw
 Cache keys (products bucket) hold everything a plot depends on, so a stored plot never goes stale
 and nothing has to be invalidated by hand:
 
-- tilediff, gains (this fit only): ``plots/v2/<kind>/<obsid>/<fitid>/<width>px.png``
+- tilediff, gains, phasefit (this fit only; phasefit also reads the fit's solution files in the
+  calibration bucket, which never change): ``plots/v2/<kind>/<obsid>/<fitid>/<width>px.png``
 - timediff, gaintimes (7 days), xydiff (30 days):
   ``plots/v2/<kind>/<obsid>/<fitid>/w<n>-<digest>/<width>px.png``
   where n is the number of (fitid, obsid) rows of calibration_fits with an observation in
@@ -109,6 +110,13 @@ def plot_data(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
     window = window_of(kind)
     if kind == "tilediff":
         return mod.compute(tiles, sols, **common)
+    if kind == "phasefit":
+        from chalicelib.db.modelerror import fit_line_rows
+        from chalicelib.ingest.fitfiles import fit_curves
+
+        return mod.compute(tiles, fit_line_rows(fitid, obsid), fit_curves(fitid, obsid),
+                           channels=ctx.get("frequencies"), threshold_rad=settings().model_error_threshold_rad,
+                           **common)
     if kind == "gains":
         return mod.compute(tiles, sols, channels=ctx.get("frequencies"), **common)
     if kind in ("timediff", "xydiff"):

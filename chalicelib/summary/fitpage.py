@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from chalicelib import gpstime, params
+from chalicelib.config import settings
 from chalicelib.db import summary as sql
 from chalicelib.errors import NotFound
 from chalicelib.plots import figure, layout
@@ -44,8 +45,9 @@ def load(fitid: int) -> dict[str, Any]:
         "source_list": first.get("source_list") or "",
         "observations": [page.observation_entry(fitid, int(r["obsid"]), r.get("obsname")) for r in obs_rows],
         "receivers": fitstats.receiver_medians(delays),
-        "tiles": fitstats.tile_medians(delays),
         "solution_tiles": solution_tiles,
+        "tiles": fitstats.tile_medians(delays, settings().model_error_threshold_rad),
+        "model_error_threshold_rad": settings().model_error_threshold_rad,
     }
 
 
@@ -126,6 +128,8 @@ def json_body(fit: dict[str, Any], table: str | None) -> dict[str, Any]:
         "fit_time_awst": gpstime.to_awst(fit["ran"]).isoformat(),
         "observations": [{"obsid": o["obsid"], "obsname": o["obsname"]} for o in fit["observations"]],
         "units": "m",
+        "model_error_units": "rad",
+        "model_error_threshold_rad": fit["model_error_threshold_rad"],
     }
     for t in TABLES:
         if table in (None, t):

@@ -12,6 +12,10 @@ receiver clock fibre lengths) and per tile (to adjust the tile cable lengths).
   None. A tile whose receiver is unknown (no observation_tile row) appears in the tile table
   without receiver and slot, and in no receiver's median.
 - Receiver and slot of a tile are taken from the latest observation of the fit that has them.
+- Per tile also the line-model error (``calibration_model_error``: rms of the fit file's phase
+  minus the row's phase line, rad), X and Y, the largest over the fit's observations (None when
+  it was not computed), and ``model_error_over``: True when either is above the threshold
+  (``CALIB_MODEL_ERROR_THRESHOLD_RAD``), False when both are at or below it, None when unknown.
 """
 
 from __future__ import annotations
@@ -29,13 +33,16 @@ RECEIVER_COLUMNS: tuple[str, ...] = (
 )
 TILE_COLUMNS: tuple[str, ...] = (
     "tileid", "tile_name", "rx", "slot", "median_x_m", "n_x", "median_y_m", "n_y", "median_xy_m", "n_xy",
-    "observations", "flagged",
+    "observations", "flagged", "model_error_x_rad", "model_error_y_rad", "model_error_over",
 )
 COLUMN_TITLES: dict[str, str] = {
     "rx": "Rx", "tiles": "Tiles", "tileid": "Tile ID", "tile_name": "Name", "slot": "Slot",
     "median_x_m": "Median X (m)", "n_x": "n X", "median_y_m": "Median Y (m)", "n_y": "n Y",
     "median_xy_m": "Median both (m)", "n_xy": "n both", "observations": "Obs", "flagged": "Flagged in",
+    "model_error_x_rad": "Line error X (rad)", "model_error_y_rad": "Line error Y (rad)",
+    "model_error_over": "Over limit",
 }
+DEFAULT_MODEL_ERROR_THRESHOLD_RAD = 0.3
 DEFAULT_RECEIVER_SORT = "rx"
 DEFAULT_TILE_SORT = "rx"
 
@@ -77,14 +84,27 @@ def receiver_medians(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             for rx, acc in sorted(by_rx.items())]
 
 
-def tile_medians(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per tile (in receiver, slot, tile id order): medians over the fit's observations."""
+def _worst(values: list[float]) -> float | None:
+    return max(values) if values else None
+
+
+def _over(x: float | None, y: float | None, threshold: float) -> bool | None:
+    """Either pol's model error above the threshold (None: neither known)."""
+    known = [v for v in (x, y) if v is not None]
+    return any(v > threshold for v in known) if known else None
+
+
+def tile_medians(rows: Iterable[Mapping[str, Any]],
+                 model_error_threshold_rad: float = DEFAULT_MODEL_ERROR_THRESHOLD_RAD) -> list[dict[str, Any]]:
+    """One row per tile (in receiver, slot, tile id order): medians over the fit's observations, worst model error."""
     by_tile: dict[int, dict[str, Any]] = {}
     for r in sorted(rows, key=lambda r: int(r["obsid"])):
         acc = by_tile.setdefault(int(r["tileid"]), {"x": [], "y": [], "obs": set(), "flagged": 0,
-                                                    "rx": None, "slot": None, "name": None})
+                                                    "rx": None, "slot": None, "name": None, "ex": [], "ey": []})
         acc["x"].extend(_finite([r.get("x_delay_m")]))
         acc["y"].extend(_finite([r.get("y_delay_m")]))
+        acc["ex"].extend(_finite([r.get("x_phase_rms")]))
+        acc["ey"].extend(_finite([r.get("y_phase_rms")]))
         acc["obs"].add(int(r["obsid"]))
         acc["flagged"] += 1 if r.get("flagged") else 0
         if r.get("rx") is not None:  # later observations win
@@ -92,7 +112,9 @@ def tile_medians(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if r.get("tile_name"):
             acc["name"] = r["tile_name"]
     out = [{"tileid": tid, "tile_name": acc["name"] or f"Tile{tid:03d}", "rx": acc["rx"], "slot": acc["slot"],
-            **_stats(acc["x"], acc["y"]), "observations": len(acc["obs"]), "flagged": acc["flagged"]}
+            **_stats(acc["x"], acc["y"]), "observations": len(acc["obs"]), "flagged": acc["flagged"],
+            "model_error_x_rad": _worst(acc["ex"]), "model_error_y_rad": _worst(acc["ey"]),
+            "model_error_over": _over(_worst(acc["ex"]), _worst(acc["ey"]), model_error_threshold_rad)}
            for tid, acc in by_tile.items()]
     return sort_rows(out, DEFAULT_TILE_SORT, TILE_COLUMNS)
 

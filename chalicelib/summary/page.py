@@ -31,7 +31,7 @@ from chalicelib.summary.selection import selection_url
 DEFAULT_DAYS = 7
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 1000
-PLOT_KINDS = ("tilediff", "timediff", "xydiff", "gains", "gaintimes")
+PLOT_KINDS = ("tilediff", "timediff", "xydiff", "gains", "gaintimes", "phasefit")
 
 
 @dataclass(frozen=True)
