@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from chalicelib import observability, storage
+from chalicelib import metadata, observability, storage
 from chalicelib.config import settings
 from chalicelib.db import selection as queries
 from chalicelib.errors import NotFound
@@ -94,7 +94,7 @@ def build(spec: ZipSpec, extra_files: Mapping[str, bytes] | None = None) -> byte
     rows = queries.solution_rows(spec.fitid, spec.cal_obsid)
     if not rows:
         raise NotFound(f"fit {spec.fitid} of calibrator {spec.cal_obsid} has no solution rows")
-    tiles = queries.observation_tiles(spec.obs_id) or queries.observation_tiles(spec.cal_obsid)
+    tiles = metadata.observation_tiles(spec.obs_id) or metadata.observation_tiles(spec.cal_obsid)
     if not tiles:
         raise NotFound(f"no tile list is recorded for observation {spec.obs_id} or its calibrator {spec.cal_obsid}")
     sol = assemble(rows, spec.cal_channels, tiles, spec.target_channels, spec.fine_chan_khz * 1e3,
