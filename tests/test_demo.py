@@ -421,3 +421,21 @@ def test_seeded_generated_fits_equal_the_generated_rows(clean_db, week):
         stored = db.query("SELECT * FROM calibration_fits WHERE fitid = :f AND obsid = :o",
                           {"f": fit.fitid, "o": fit.obsid})[0]
         assert stored["fit_time"] == fit.fit_time and stored["creator"] == fit.creator
+
+
+def test_every_fifth_target_is_seeded_without_tiles_and_has_a_metafits(week, tmp_path):
+    from chalicelib.formats.metafits import read_metafits
+
+    targets = sorted(o.obsid for o in week.observations if not o.calibration and o.obsid != REAL_TARGET)
+    bare = demo.tileless_targets(week)
+    assert bare == set(targets[::5]) and len(bare) >= 5
+    assert demo.tileless_targets(demo.generate(days=8)) == bare  # deterministic
+
+    assert demo.write_metafits(week, tmp_path, bare) == len(bare)
+    by_id = {o.obsid: o for o in week.observations}
+    for obsid in sorted(bare)[:3]:
+        info = read_metafits((tmp_path / f"{obsid}_metafits.fits").read_bytes())
+        obs = by_id[obsid]
+        assert info.obsid == obsid and list(info.channels) == list(obs.channels)
+        assert [(t.antenna, t.tile_id, t.name, t.rx, t.slot) for t in info.tiles] == \
+            [(t.antenna, t.tile_id, t.name, t.rx, t.slot) for t in obs.tiles]
