@@ -15,7 +15,8 @@ as add_cal_request does; the 400 then says what was queued). The selection param
 get_cal_solution (max_time_separation, allow_after, prefer_fitid, nocache) are honoured too. The zip:
 ``<cal_id>.bin``, ``<obs_id>_flagged_tiles.txt``, ``<obs_id>_flags.py``, ``<obs_id>.metafits`` -- the
 observation's metafits (the stored ``<metadata_prefix><obs_id>_metafits.fits`` in the products
-bucket, else the MWA metadata service's, else generated from the database; :mod:`chalicelib.metadata`) with the fit applied (formats.metafits_calib).
+bucket, else the MWA metadata service's, else generated from the database; :mod:`chalicelib.metadata`)
+with the fit applied (formats.metafits_calib).
 
 get_calfile_for_calid: ``cal_id`` must be a calibrator observation with a fit; the zip holds
 ``<cal_id>.bin``, ``<cal_id>_flagged_tiles.txt``, ``<cal_id>_flags.py`` of its most recent fit (the

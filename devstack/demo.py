@@ -874,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrators-per-day", type=int, nargs=2, default=(4, 6), metavar=("LOW", "HIGH"),
                         help="calibrator observations a day (default 4 6, ~7 fits a day; 6 10 gives ~11)")
     parser.add_argument("--metafits-dir", type=Path, default=None,
-                        help="write the metafits of the targets seeded without tile rows here (for the metadata server)")
+                        help="write the metafits of the targets seeded without tile rows here (metadata server)")
     parser.add_argument("--if-empty", action="store_true", help="do nothing when the database already has data")
     parser.add_argument("--generate-only", action="store_true", help="generate (every fit) and report, write nothing")
     args = parser.parse_args(argv)

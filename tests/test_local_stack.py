@@ -105,7 +105,8 @@ def test_a_target_without_tile_rows_gets_its_tiles_from_the_local_metadata_servi
     from astropy.io import fits
 
     log = (stack["data"] / "serve.log").read_text()
-    assert re.search(r"\[stack\] metadata service on http://127\.0\.0\.1:\d+/metadata/fits\?obs_id= \(\d+ metafits\)", log)
+    served = r"\[stack\] metadata service on http://127\.0\.0\.1:\d+/metadata/fits\?obs_id= \(\d+ metafits\)"
+    assert re.search(served, log)
     files = sorted((stack["data"] / "metafits").glob("*_metafits.fits"))
     assert len(files) >= 20  # a month of targets, every 5th
     for path in files:
