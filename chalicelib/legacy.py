@@ -14,8 +14,9 @@ output, also the default) and ``add_request=1`` (when no fit is found, queue a c
 as add_cal_request does; the 400 then says what was queued). The selection parameters of
 get_cal_solution (max_time_separation, allow_after, prefer_fitid, nocache) are honoured too. The zip:
 ``<cal_id>.bin``, ``<obs_id>_flagged_tiles.txt``, ``<obs_id>_flags.py``, ``<obs_id>.metafits`` -- the
-observation's metafits (stored one from ``<metadata_prefix><obs_id>_metafits.fits`` in the products
-bucket, else generated from the database) with the fit applied (formats.metafits_calib).
+observation's metafits (the stored ``<metadata_prefix><obs_id>_metafits.fits`` in the products
+bucket, else the MWA metadata service's, else generated from the database; :mod:`chalicelib.metadata`)
+with the fit applied (formats.metafits_calib).
 
 get_calfile_for_calid: ``cal_id`` must be a calibrator observation with a fit; the zip holds
 ``<cal_id>.bin``, ``<cal_id>_flagged_tiles.txt``, ``<cal_id>_flags.py`` of its most recent fit (the
@@ -32,12 +33,13 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import params, storage
+from chalicelib import metadata, params, storage
 from chalicelib.api.cal_solution import zip_spec
 from chalicelib.config import settings
 from chalicelib.db import selection as queries
 from chalicelib.errors import BadRequest, Conflict, NotFound, ServiceError
-from chalicelib.observability import logger, metrics
+from chalicelib.metadata import stored as stored_metafits
+from chalicelib.observability import metrics
 from chalicelib.selection.criteria import criteria
 from chalicelib.selection.rules import Calibrator, Candidate, Criteria, Target, select
 from chalicelib.selection.service import choose
@@ -121,8 +123,8 @@ def _for_obsid(query: Mapping[str, str] | None) -> Response:
     best = outcome.selection.best
 
     cfg = settings()
-    stored_key = metafits_key(obs)
-    stored = storage.exists(cfg.products_bucket, stored_key)
+    # the stored metafits, else the metadata service's (fetched and stored now); generated when neither has it
+    stored = storage.exists(cfg.products_bucket, stored_metafits.key(obs)) or metadata.metafits(obs) is not None
     variant = ("metafits",) if stored else ("metafits", GENERATED_METAFITS_TAG)  # the zip holds <obs>.metafits
     spec = zip_spec(obs, best, outcome.target.channels, output_format="aocal", fine_chan_khz=FINE_CHAN_KHZ,
                     nocache=nocache, variant=variant)
@@ -171,15 +173,9 @@ def _queue_request(query: Mapping[str, str] | None, obs: int) -> dict[str, Any]:
     return {"queued": True, "cal_id": queued.cal_id, "obs_id": queued.obs_id}
 
 
-def metafits_key(obs: int) -> str:
-    """Where an observation's stored metafits is looked for in the products bucket."""
-    return f"{settings().metadata_prefix}{obs}_metafits.fits"
-
-
 def target_metafits(obs: int, cand: Candidate, target_channels: Sequence[int], fine_chan_khz: int) -> bytes:
-    """The target's metafits with the candidate's fit applied: the stored file, else one generated."""
+    """The target's metafits with the candidate's fit applied: the stored (or fetched) file, else one generated."""
     from chalicelib.formats import metafits_calib, metafits_generate
-    from chalicelib.formats.metafits import read_metafits
 
     cal, fit = cand.calibrator, cand.fit
     rows = queries.solution_rows(fit.fitid, cal.obsid, quality=True)
@@ -189,21 +185,16 @@ def target_metafits(obs: int, cand: Candidate, target_channels: Sequence[int], f
     applied = metafits_calib.AppliedFit.from_record(record, target_obsid=obs, filename=fit.solution_key)
     fine_chan_hz = fine_chan_khz * 1e3
 
-    source = storage.get_object(settings().products_bucket, metafits_key(obs))
-    if source is not None:
-        try:
-            info = read_metafits(source)
-        except Exception as exc:  # noqa: BLE001 - a broken stored file must not break the download
-            logger.warning("stored metafits unreadable; generating one", extra={"obs": obs, "error": str(exc)})
-        else:
-            failed = failed_tiles(rows, cal, info.tiles, info.channels, fine_chan_hz)
-            return metafits_calib.apply_calibration_bytes(source, applied, rows, cal.channels, failed)
+    found = metadata.metafits(obs)  # checked: a readable metafits of obs (an unusable stored one is ignored)
+    if found is not None:
+        failed = failed_tiles(rows, cal, found.info.tiles, found.info.channels, fine_chan_hz)
+        return metafits_calib.apply_calibration_bytes(found.body, applied, rows, cal.channels, failed)
 
     observation = queries.observation(obs)
     if observation is None:
         raise NotFound(f"observation {obs} is no longer in the schedule database")
     # No tile rows for the target: describe the calibrator's tiles, as the .bin beside it does.
-    tiles = observation.tiles or queries.observation_tiles(cal.obsid)
+    tiles = observation.tiles or metadata.observation_tiles(cal.obsid)
     if not tiles:
         raise NotFound(f"no tile list is recorded for observation {obs} or its calibrator {cal.obsid}")
     channels = observation.channels or list(target_channels)

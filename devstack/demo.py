@@ -56,8 +56,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -780,8 +780,37 @@ def is_seeded() -> bool:
     return bool(rows and rows[0]["seeded"])
 
 
-def seed_database(data: DemoData, progress: bool = False) -> dict[str, int]:
+TILELESS_EVERY = 5  # every 5th generated target is written without observation_tile rows
+
+
+def tileless_targets(data: DemoData) -> set[int]:
+    """The targets written without observation_tile rows (every 5th in time order, never the real one).
+
+    Their tiles come from their metafits through the metadata service, as on the MWA database, so the
+    local stack uses that path every day.
+    """
+    targets = sorted(o.obsid for o in data.observations if not o.calibration and o.obsid != REAL_TARGET_OBSID)
+    return set(targets[::TILELESS_EVERY])
+
+
+def write_metafits(data: DemoData, folder: Path, obsids: Iterable[int]) -> int:
+    """Write ``<obsid>_metafits.fits`` (formats.metafits_generate) of the given observations into folder."""
+    from chalicelib.formats import metafits_calib, metafits_generate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    by_id = {o.obsid: o for o in data.observations}
+    for obsid in sorted(obsids):
+        obs = by_id[obsid]
+        (folder / f"{obsid}_metafits.fits").write_bytes(
+            metafits_calib.to_bytes(metafits_generate.generate_metafits(obs, obs.tiles)))
+    return len(by_id.keys() & set(obsids))
+
+
+def seed_database(data: DemoData, progress: bool = False, metafits_dir: Path | None = None) -> dict[str, int]:
     """Write the demo data, one transaction per day (observations replaced; fits already there kept).
+
+    ``tileless_targets`` are written without tile rows; with ``metafits_dir`` their metafits go there
+    (what the local metadata server serves).
 
     Generated solution rows go in one binary COPY per day (``writes.copy_solutions``); the real fit
     through ``writes.insert_fit``. Returns counts of what was written.
@@ -790,9 +819,11 @@ def seed_database(data: DemoData, progress: bool = False) -> dict[str, int]:
     from chalicelib.db import writes
 
     t0 = time.perf_counter()
+    tileless = tileless_targets(data)
     obs_by_day: dict[int, list[Observation]] = {}
     for obs in data.observations:
-        obs_by_day.setdefault(data.day_of(obs.obsid), []).append(obs)
+        obs_by_day.setdefault(data.day_of(obs.obsid), []).append(replace(obs, tiles=[]) if obs.obsid in tileless
+                                                                 else obs)
     fits_by_day: dict[int, list[int]] = {}
     for i, spec in enumerate(data.fits.specs):
         fits_by_day.setdefault(data.day_of(spec.fit.obsid), []).append(i)
@@ -827,6 +858,9 @@ def seed_database(data: DemoData, progress: bool = False) -> dict[str, int]:
             print(f"[demo] {n}/{len(days)} days: {counts['observations']} observations, {counts['fits']} fits,"
                   f" {counts['solutions']} solution rows, {time.perf_counter() - t0:.1f} s", flush=True)
     counts["fitids"] = len(fitids)
+    counts["targets_without_tiles"] = len(tileless)
+    if metafits_dir is not None:
+        counts["metafits_written"] = write_metafits(data, metafits_dir, tileless)
     return counts
 
 
@@ -839,6 +873,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end-gps", type=int, default=None, help="end of the data (default 2026-03-22 00:00 UTC)")
     parser.add_argument("--calibrators-per-day", type=int, nargs=2, default=(4, 6), metavar=("LOW", "HIGH"),
                         help="calibrator observations a day (default 4 6, ~7 fits a day; 6 10 gives ~11)")
+    parser.add_argument("--metafits-dir", type=Path, default=None,
+                        help="write the metafits of the targets seeded without tile rows here (metadata server)")
     parser.add_argument("--if-empty", action="store_true", help="do nothing when the database already has data")
     parser.add_argument("--generate-only", action="store_true", help="generate (every fit) and report, write nothing")
     args = parser.parse_args(argv)
@@ -863,7 +899,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.if_empty and is_seeded():
         print("[demo] the database already has data; nothing written")
         return 0
-    counts = seed_database(data, progress=True)
+    counts = seed_database(data, progress=True, metafits_dir=args.metafits_dir)
     print(f"[demo] seeded in {time.perf_counter() - t1:.1f} s: {counts}")
     return 0
 

@@ -26,6 +26,7 @@ REQUEST_DLQ = "mwa-calib-requests-dlq"
 CAL_EVENTS_QUEUE = "mwa-calib-cal-events"
 CAL_EVENTS_DLQ = "mwa-calib-cal-events-dlq"
 MAX_RECEIVES = 5
+METADATA_PORT = 5200  # the local metadata service (devstack.metadata_server), or any free port
 # What EventBridge sends a scheduled function; Chalice reads these keys.
 SCHEDULED_EVENT = {"version": "0", "id": "local", "detail-type": "Scheduled Event", "source": "aws.events",
                    "account": "123456789012", "time": "1970-01-01T00:00:00Z", "region": "ap-southeast-2",
@@ -255,6 +256,11 @@ def prepare(aws_port: int = 5100, dbname: str = "mwa", seed_demo: bool = True,
     }
     queues = create_resources(env)
     env["CALIB_REQUEST_QUEUE_URL"] = queues[REQUEST_QUEUE]
+    metafits_dir = data_dir / "metafits"  # the demo's targets without tile rows: their metafits
+    from devstack import metadata_server
+
+    metadata = metadata_server.start(extra_dirs=[metafits_dir], port=free_port(METADATA_PORT))
+    env.update(metadata.env())  # CALIB_METADATA_URL and CALIB_METADATA_ALLOW_HOSTS: the local metadata service
     os.environ.update(env)
 
     from chalicelib import migrate
@@ -267,9 +273,10 @@ def prepare(aws_port: int = 5100, dbname: str = "mwa", seed_demo: bool = True,
 
         if not demo.is_seeded():
             print("[stack] seeding the demo data (first run only)...")
-            counts = demo.seed_database(demo.generate(), progress=True)
+            counts = demo.seed_database(demo.generate(), progress=True, metafits_dir=metafits_dir)
             print(f"[stack] seeded: {counts}")
         land_real_fit(env)
+    print(f"[stack] metadata service on {metadata.base_url} ({len(metadata.index.obsids())} metafits)")
     print(f"[stack] database, S3 and SQS ready in {time.perf_counter() - t0:.1f} s")
     return LocalStack(db_sock=sock, aws_endpoint=endpoint, env=env, queues=queues), moto
 

@@ -368,14 +368,17 @@ def test_seed_database_counts_and_values(clean_db, week):
     assert one("SELECT count(*) AS n FROM mwa_setting") == len(data.observations)
     assert one("SELECT count(*) AS n FROM schedule_metadata WHERE calibration") == len(data.calibrators)
     assert one("SELECT count(*) AS n FROM rf_stream") == len(data.observations)
-    assert one("SELECT count(*) AS n FROM observation_tile") == sum(len(o.tiles) for o in data.observations)
+    bare = demo.tileless_targets(data)  # every 5th target is seeded without tile rows (its metafits has them)
+    assert one("SELECT count(*) AS n FROM observation_tile") == sum(len(o.tiles) for o in data.observations
+                                                                    if o.obsid not in bare)
+    assert one(f"SELECT count(*) AS n FROM observation_tile WHERE obsid IN ({','.join(map(str, bare))})") == 0
     assert one("SELECT count(*) AS n FROM calibration_fits") == len(fits)
     assert one("SELECT count(DISTINCT fitid) AS n FROM calibration_fits") == len({f.fitid for f in fits})
     assert one("SELECT count(*) AS n FROM calibration_solutions") == n_rows
     gains = {r["g"]: r["n"] for r in db.query(
         "SELECT gain_control_value AS g, count(*) AS n FROM rf_stream GROUP BY 1")}
     assert gains == dict(Counter(o.gain_control_value for o in data.observations))
-    sub = next(o for o in data.observations if len(o.tiles) == 128)
+    sub = next(o for o in data.observations if len(o.tiles) == 128 and o.obsid not in bare)
     assert one(f"SELECT count(*) AS n FROM observation_tile WHERE obsid = {sub.obsid}") == 128
 
     # seeding again replaces the observations and keeps the fits already there
@@ -421,3 +424,21 @@ def test_seeded_generated_fits_equal_the_generated_rows(clean_db, week):
         stored = db.query("SELECT * FROM calibration_fits WHERE fitid = :f AND obsid = :o",
                           {"f": fit.fitid, "o": fit.obsid})[0]
         assert stored["fit_time"] == fit.fit_time and stored["creator"] == fit.creator
+
+
+def test_every_fifth_target_is_seeded_without_tiles_and_has_a_metafits(week, tmp_path):
+    from chalicelib.formats.metafits import read_metafits
+
+    targets = sorted(o.obsid for o in week.observations if not o.calibration and o.obsid != REAL_TARGET)
+    bare = demo.tileless_targets(week)
+    assert bare == set(targets[::5]) and len(bare) >= 5
+    assert demo.tileless_targets(demo.generate(days=8)) == bare  # deterministic
+
+    assert demo.write_metafits(week, tmp_path, bare) == len(bare)
+    by_id = {o.obsid: o for o in week.observations}
+    for obsid in sorted(bare)[:3]:
+        info = read_metafits((tmp_path / f"{obsid}_metafits.fits").read_bytes())
+        obs = by_id[obsid]
+        assert info.obsid == obsid and list(info.channels) == list(obs.channels)
+        assert [(t.antenna, t.tile_id, t.name, t.rx, t.slot) for t in info.tiles] == \
+            [(t.antenna, t.tile_id, t.name, t.rx, t.slot) for t in obs.tiles]

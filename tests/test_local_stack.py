@@ -94,6 +94,41 @@ def test_a_presigned_solution_zip_is_served_from_local_s3(stack):
     assert status == 200 and body[:2] == b"PK"
 
 
+def test_a_target_without_tile_rows_gets_its_tiles_from_the_local_metadata_service(stack):
+    """The demo seeds every 5th target without tile rows and writes its metafits; the stack serves them."""
+    import io
+    import re
+    import struct
+    import zipfile
+
+    import boto3
+    from astropy.io import fits
+
+    log = (stack["data"] / "serve.log").read_text()
+    served = r"\[stack\] metadata service on http://127\.0\.0\.1:\d+/metadata/fits\?obs_id= \(\d+ metafits\)"
+    assert re.search(served, log)
+    files = sorted((stack["data"] / "metafits").glob("*_metafits.fits"))
+    assert len(files) >= 20  # a month of targets, every 5th
+    for path in files:
+        obsid = int(path.name.split("_")[0])
+        status, headers, _ = _get(stack["base"] + f"/calib/get_cal_solution?obs_id={obsid}")
+        if status == 302:
+            break
+        assert status == 404  # no calibrator in the window: a 404 that says so, never a 5xx
+    else:
+        pytest.fail("no demo target without tile rows has a solution")
+    _, _, body = _get(headers["Location"])
+    z = zipfile.ZipFile(io.BytesIO(body))
+    name = next(n for n in z.namelist() if n.endswith(".bin"))
+    n_ant = struct.unpack_from("<6I", z.read(name), 8)[3]
+    with fits.open(path) as hdus:
+        assert n_ant == len(set(int(a) for a in hdus["TILEDATA"].data["Antenna"]))
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{stack['aws_port']}", region_name="ap-southeast-2",
+                      aws_access_key_id="local", aws_secret_access_key="local")
+    stored = s3.get_object(Bucket="mwa-calib-products", Key=f"metadata/{obsid}_metafits.fits")["Body"].read()
+    assert stored == path.read_bytes()  # fetched from the local metadata service once, kept in S3
+
+
 def test_the_real_hyperdrive_fit_is_ingested_through_the_s3_path(stack):
     """The stack lands the real 1369821496 fit in local S3; the pump feeds it to on_cal_file."""
     deadline = time.time() + 60

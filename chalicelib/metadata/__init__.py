@@ -9,7 +9,8 @@ Our ``observation_tile`` table has them for what we ingested; the MWA database h
 ``webservice``  the MWA metadata web service (``CALIB_METADATA_URL``), bounded in time, size and
                 address; what it sends is stored as above, so it is fetched once.
 
-The entry points are the three functions below. Errors: ``BadRequest`` (parameter ``obs_id``)
+The entry points are the functions below (``tile_rows``: the tiles as the summary and plots read them).
+Errors: ``BadRequest`` (parameter ``obs_id``)
 when the metadata service says the observation does not exist; ``MetadataUnavailable`` (503)
 when it is down, slow, answers garbage or too much; ``StorageUnavailable`` when S3 cannot be read.
 """
@@ -17,6 +18,7 @@ when it is down, slow, answers garbage or too much; ``StorageUnavailable`` when 
 from __future__ import annotations
 
 from chalicelib.metadata.metafile import MetafitsFile
+from chalicelib.metadata.rows import tile_rows
 from chalicelib.metadata.source import metafits, observation_meta, observation_tiles
 
-__all__ = ["MetafitsFile", "metafits", "observation_meta", "observation_tiles"]
+__all__ = ["MetafitsFile", "metafits", "observation_meta", "observation_tiles", "tile_rows"]

@@ -38,7 +38,7 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import gpstime, params, storage
+from chalicelib import gpstime, metadata, params, storage
 from chalicelib.config import settings
 from chalicelib.db import summary as sql
 from chalicelib.errors import BadRequest, NotFound
@@ -103,7 +103,7 @@ def plot_data(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
     mod = plot_module(kind)
     fitid, obsid = int(ctx["fitid"]), int(ctx["obsid"])
     common = dict(fitid=fitid, obsid=obsid, creator=ctx.get("creator"), meta=meta(ctx))
-    tiles = sql.observation_tiles(obsid)
+    tiles = metadata.tile_rows(obsid)  # observation_tile rows, else the metafits' (a site-pipeline fit)
     gains = kind in ("gains", "gaintimes")
     sols = sql.fit_solutions(fitid, obsid, gains=gains)
     tileids = sorted({int(t["tileid"]) for t in tiles} | {int(s["tileid"]) for s in sols})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chalicelib import metadata
 from chalicelib.db import selection as queries
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.selection.explain import explain
@@ -22,10 +23,12 @@ class Outcome:
 
 
 def load_target(obs_id: int) -> Target:
-    """The target observation; 400 when it is not in the schedule."""
+    """The target observation (channels and gain value from its metafits if not in rf_stream); 400 when unknown."""
     target = queries.target(obs_id)
     if target is None:
         raise BadRequest(f"observation {obs_id} does not exist in the schedule database", parameter="obs_id")
+    if not target.channels:  # not in rf_stream: its channels and gain value from its metafits
+        target = _from_metafits(target)
     if not target.channels:
         raise BadRequest(f"observation {obs_id} has no receiver channels recorded", parameter="obs_id")
     return target
@@ -33,6 +36,16 @@ def load_target(obs_id: int) -> Target:
 
 def _all_fits(calibrators: list[Calibrator]) -> list[tuple[int, int]]:
     return [(f.fitid, c.obsid) for c in calibrators for f in c.fits]
+
+
+def _from_metafits(target: Target) -> Target:
+    """The target with the channels and gain value the database lacks read from its metafits (as they are if none)."""
+    obs = metadata.observation_meta(target.obsid)
+    if obs is None:
+        return target
+    return Target(obsid=target.obsid, channels=target.channels or tuple(sorted(obs.channels)),
+                  gain_control_value=target.gain_control_value if target.gain_control_value is not None
+                  else obs.gain_control_value)
 
 
 def choose(obs_id: int, criteria: Criteria) -> Outcome:

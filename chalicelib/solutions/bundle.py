@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from chalicelib import observability, storage
+from chalicelib import metadata, observability, storage
 from chalicelib.config import settings
 from chalicelib.db import selection as queries
 from chalicelib.errors import NotFound
@@ -160,7 +160,7 @@ def _rows(fitid: int, cal_obsid: int) -> list[dict]:
 
 def _target_tiles(spec: ZipSpec) -> list:
     """The target's tiles in Antenna order (the calibrator's when the target has none recorded)."""
-    tiles = queries.observation_tiles(spec.obs_id) or queries.observation_tiles(spec.cal_obsid)
+    tiles = metadata.observation_tiles(spec.obs_id) or metadata.observation_tiles(spec.cal_obsid)
     if not tiles:
         raise NotFound(f"no tile list is recorded for observation {spec.obs_id} or its calibrator {spec.cal_obsid}")
     return tiles

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from chalicelib import gpstime, params
+from chalicelib import gpstime, metadata, params
 from chalicelib.config import settings
 from chalicelib.db import summary as sql
 from chalicelib.errors import NotFound
@@ -30,7 +30,7 @@ def load(fitid: int) -> dict[str, Any]:
         raise NotFound(f"there is no calibration fit {fitid}", parameter="fitid")
     first = obs_rows[0]
     ran = gpstime.fit_ran_at(first.get("fit_time"), fitid)
-    delays = sql.fit_delays(fitid)
+    delays = with_tiles(sql.fit_delays(fitid))
     solution_tiles: dict[int, set[int]] = {}
     for r in delays:
         solution_tiles.setdefault(int(r["obsid"]), set()).add(int(r["tileid"]))
@@ -72,6 +72,21 @@ def plot_figures(fit: dict[str, Any]) -> list[dict[str, Any]]:
             index += 1
         out.append({**obs, "plots": plots})
     return out
+
+
+def with_tiles(delays: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The delay rows with receiver, slot, name and flag from the metafits where observation_tile has none.
+
+    A site-pipeline fit's observation has no observation_tile rows: its metafits says which receiver each
+    tile is on (metadata.tile_rows), so the receiver table and the tile names are filled in.
+    """
+    for obsid in sorted({int(r["obsid"]) for r in delays if r.get("rx") is None}):
+        by_tile = {int(t["tileid"]): t for t in metadata.tile_rows(obsid)}
+        for r in delays:
+            t = by_tile.get(int(r["tileid"])) if int(r["obsid"]) == obsid and r.get("rx") is None else None
+            if t is not None:
+                r.update(tile_name=t["tile_name"], rx=t["rx"], slot=t["slot"], flagged=t["flagged"])
+    return delays
 
 
 def sort_links(fitid: int, which: str, current: str | None, other: dict[str, str | None],
