@@ -13,7 +13,8 @@ from chalicelib import health, observability
 from chalicelib import calrequests as cal_requests
 from chalicelib.errors import ServiceError
 from chalicelib.observability import logger
-from chalicelib.web import GRAFANA_CORS, error_response, internal_error, json_response
+from chalicelib.web import (GRAFANA_CORS, error_response, from_chalice_error, internal_error, is_chalice_error,
+                            json_response)
 
 app = Chalice(app_name="mwa-calib", configure_logs=False)
 
@@ -25,8 +26,10 @@ def answer_errors(event, get_response):
     status = 500
     try:
         response = get_response(event)
-        if response.status_code == 500 and isinstance(response.body, dict) and "Code" in response.body:
+        if response.status_code == 500 and is_chalice_error(response):
             response = internal_error(request_id)  # Chalice caught and logged a fault of ours
+        elif is_chalice_error(response):
+            response = from_chalice_error(response, request_id)  # its 405/415: the documented body
         status = response.status_code
         return response
     except ServiceError as exc:
@@ -125,7 +128,7 @@ def get_calfile_for_calid() -> Response:
 def grafana_health() -> Response:
     from chalicelib.grafana import api
 
-    return api.health((app.current_request.context or {}).get("requestId"))
+    return api.health(observability.request_id())
 
 
 @app.route("/calib/grafana/{action}", methods=["POST"], cors=GRAFANA_CORS,
@@ -134,7 +137,7 @@ def grafana_action(action: str) -> Response:
     from chalicelib.grafana import api
 
     req = app.current_request
-    return api.action(action, req.raw_body, (req.context or {}).get("requestId"))
+    return api.action(action, req.raw_body, observability.request_id())
 
 
 @app.on_sqs_message(queue=cal_requests.REQUEST_QUEUE, batch_size=cal_requests.REQUEST_BATCH_SIZE,
