@@ -176,13 +176,18 @@ def _components() -> dict[str, Any]:
                            "name}; variable: {payload, range}; tag-values: {key} -- `key` is required (400 "
                            "naming key without it); metrics and tag-keys: {} (or {metric, payload}).",
             "properties": {
-                "range": {"type": "object", "required": ["from", "to"], "description": "required by query",
-                          "properties": {"from": {"type": "string", "format": "date-time"},
-                                         "to": {"type": "string", "format": "date-time"}}},
-                "key": {"type": "string", "enum": list(GRAFANA_TAG_KEYS), "description": "required by tag-values"},
-                "targets": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+                "range": {"type": "object", "required": ["from", "to"],
+                          "description": "required by query; checked on every action",
+                          "properties": {"from": _ref("schemas", "GrafanaTime"), "to": _ref("schemas", "GrafanaTime")}},
+                "key": {"type": "string", "enum": list(GRAFANA_TAG_KEYS),
+                        "description": "required by tag-values; checked on every action"},
+                "targets": {"type": "array", "nullable": True,
+                            "items": {"type": "object", "additionalProperties": True}},
             },
         },
+        "GrafanaTime": {"description": "an ISO 8601 time (as Grafana sends it) or Unix milliseconds",
+                        "anyOf": [{"type": "string", "format": "date-time"},
+                                  {"type": "string", "pattern": "^[0-9]{10,16}$"}, {"type": "number"}]},
         "OpenAPI": {"type": "object", "additionalProperties": True},
     }
     responses = {
