@@ -15,7 +15,8 @@ from chalicelib.config import settings
 from chalicelib.errors import ServiceError
 from chalicelib.observability import logger
 from chalicelib.summary import assets
-from chalicelib.web import GRAFANA_CORS, error_response, internal_error, json_response
+from chalicelib.web import (GRAFANA_CORS, error_response, from_chalice_error, internal_error, is_chalice_error,
+                            json_response)
 
 app = Chalice(app_name="mwa-calib", configure_logs=False)
 
@@ -28,8 +29,10 @@ def answer_errors(event, get_response):
     try:
         with deadline.request(settings().request_deadline_s):  # every dependency's budget comes from it
             response = get_response(event)
-        if response.status_code == 500 and isinstance(response.body, dict) and "Code" in response.body:
+        if response.status_code == 500 and is_chalice_error(response):
             response = internal_error(request_id)  # Chalice caught and logged a fault of ours
+        elif is_chalice_error(response):
+            response = from_chalice_error(response, request_id)  # its 405/415: the documented body
         status = response.status_code
         return response
     except ServiceError as exc:
@@ -157,7 +160,7 @@ def get_calfile_for_calid() -> Response:
 def grafana_health() -> Response:
     from chalicelib.grafana import api
 
-    return api.health((app.current_request.context or {}).get("requestId"))
+    return api.health(observability.request_id())
 
 
 @app.route("/calib/grafana/{action}", methods=["POST"], cors=GRAFANA_CORS,
@@ -166,7 +169,7 @@ def grafana_action(action: str) -> Response:
     from chalicelib.grafana import api
 
     req = app.current_request
-    return api.action(action, req.raw_body, (req.context or {}).get("requestId"))
+    return api.action(action, req.raw_body, observability.request_id())
 
 
 @app.on_sqs_message(queue=cal_requests.REQUEST_QUEUE, batch_size=cal_requests.REQUEST_BATCH_SIZE,

@@ -115,6 +115,7 @@ def _for_obsid(query: Mapping[str, str] | None) -> Response:
         raise BadRequest("only zip output is available: zipfile must be 1 (the default)", parameter="zipfile")
     add_request = params.flag(query, "add_request", default=False)
     nocache = params.flag(query, "nocache", default=False)
+    params.integer(query, "asvo_job_id", minimum=0)  # checked even without add_request: one rule for all
     wanted = criteria(query, any_gain=params.present(query, "any_gain"))
     try:
         outcome = choose(obs, wanted)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -59,7 +60,7 @@ _FIT_KEY = re.compile(r"^fits/(?P<cal>[0-9]{1,19})/(?P<fit>[0-9]{1,19})/")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 _cold = {"http": True, "event": True}
-_started: dict[str, float] = {}
+_http = threading.local()  # this thread's request: its start time (chalice local answers requests in threads)
 _tracer: Any = None
 
 
@@ -115,18 +116,27 @@ def begin_request(request: Any) -> str:
     endpoint = ctx.get("resourcePath") or "unknown"
     keys = _lambda_keys(getattr(request, "lambda_context", None), "http")
     metrics.clear_metrics()
-    logger.append_keys(request_id=request_id, path=endpoint, method=getattr(request, "method", None),
-                       obs_id=_short(query.get("obs_id")), cal_id=_short(query.get("cal_id")), **keys)
+    # per-thread keys: concurrent requests of one process (chalice local) each log their own request id
+    logger.thread_safe_append_keys(request_id=request_id, path=endpoint, method=getattr(request, "method", None),
+                                   obs_id=_short(query.get("obs_id")), cal_id=_short(query.get("cal_id")),
+                                   **keys)
     metrics.add_dimension("endpoint", endpoint)
     if keys["cold_start"]:
         count("ColdStart")
-    _started["http"] = time.perf_counter()
+    _http.started = time.perf_counter()
     return request_id
+
+
+def request_id() -> str | None:
+    """The id of the HTTP request this thread is answering (the one its log lines and 5xx bodies carry)."""
+    return logger.thread_safe_get_current_keys().get("request_id")
 
 
 def end_request(status: int) -> None:
     """Finish an HTTP request: one access log line, its counts and latency, flush, drop the keys."""
-    ms = round((time.perf_counter() - _started.pop("http", time.perf_counter())) * 1000, 1)
+    started = getattr(_http, "started", None)
+    _http.started = None
+    ms = round((time.perf_counter() - (started or time.perf_counter())) * 1000, 1)
     try:
         count("Requests")
         if 400 <= status < 500:
@@ -137,7 +147,7 @@ def end_request(status: int) -> None:
         logger.info("request", extra={"status": status, "ms": ms})
     finally:
         flush()
-        logger.remove_keys(_HTTP_KEYS)
+        logger.thread_safe_remove_keys(_HTTP_KEYS)
 
 
 # --- event functions (SQS, S3, schedule) ------------------------------------------------------------

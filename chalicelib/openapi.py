@@ -3,7 +3,8 @@
 Built here as plain Python data (no extra dependency). ``tests/test_openapi.py`` checks it: it is
 a valid OpenAPI 3.0 document, every route of the app is described and every description is a
 route, and the enumerations and defaults below equal the ones the code uses (the constants are
-repeated here so serving the document imports nothing heavy).
+repeated here so serving the document imports nothing heavy). ``tests/test_contract.py`` holds the
+app to it: every example answers on the demo data, and schemathesis finds no answer it does not allow.
 """
 
 from __future__ import annotations
@@ -32,8 +33,24 @@ SUMMARY_DEFAULT_DAYS = 7                                         # summary.page.
 GRAFANA_ACTIONS = ("metrics", "metric-payload-options", "query", "variable", "tag-keys", "tag-values")
 CALLBACK_URL_MAX = 2048                                          # requests.urls.MAX_URL_LENGTH
 API_KEY_HEADER = "x-api-key"
+# Examples that answer on the local stack's demo data (tests/test_contract.py runs each one).
+EXAMPLE_CAL_ID, EXAMPLE_FITID = 1457865688, 1773831785589944
 
 _JSON = "application/json"
+GRAFANA_TAG_KEYS = ("receiver", "source", "channel")                # grafana.options (tag-values keys)
+# One body per action, named for it (the week of the real observations in the demo data).
+GRAFANA_EXAMPLES = {
+    "query": {"summary": "query: range is required", "value": {
+        "range": {"from": "2026-03-15T00:00:00.000Z", "to": "2026-03-22T00:00:00.000Z"},
+        "targets": [{"target": "rec01"}]}},
+    "tag-values": {"summary": "tag-values: key is required", "value": {"key": "receiver"}},
+    "metrics": {"summary": "metrics: no fields", "value": {}},
+}
+# params.py's one rule for empty values: typed parameters refuse ``name=``, free text takes it as absent.
+EMPTY_TEXT = " (empty: as if not given)"
+EMPTY_RULE = ("An integer, 0/1 or enumerated query parameter given without a value (`name=`) is a 400, "
+              "never the default: leave it out for the default. A free-text parameter given empty is as if "
+              "absent (those declare allowEmptyValue).")
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -73,8 +90,8 @@ def _choice_param(name: str, description: str, options: tuple, default: Any | No
 
 
 def _text_param(name: str, description: str, max_length: int, example: str | None = None) -> dict:
-    param = {"name": name, "in": "query", "required": False, "description": description,
-             "schema": {"type": "string", "maxLength": max_length}}
+    param = {"name": name, "in": "query", "required": False, "description": description + EMPTY_TEXT,
+             "allowEmptyValue": True, "schema": {"type": "string", "maxLength": max_length}}
     if example is not None:
         param["example"] = example
     return param
@@ -112,7 +129,8 @@ def _components() -> dict[str, Any]:
             "type": "object", "required": ["error", "message"],
             "properties": {
                 "error": {"type": "string", "description": "machine-readable class",
-                          "enum": ["bad_request", "not_found", "conflict", "internal_error",
+                          "enum": ["bad_request", "not_found", "conflict", "method_not_allowed",
+                                   "unsupported_media_type", "internal_error",
                                    "database_unavailable", "storage_unavailable", "secret_unavailable"]},
                 "message": {"type": "string"},
                 "parameter": {"type": "string", "description": "the query parameter at fault (400)"},
@@ -181,10 +199,23 @@ def _components() -> dict[str, Any]:
         "GrafanaRequest": {
             "type": "object", "additionalProperties": True,
             "description": "what the Grafana JSON datasource (simpod-json-datasource 0.6) sends for the action: "
-                           "query: {range: {from, to}, targets: [{target, payload}], ...}; "
-                           "metric-payload-options: {metric, payload, name}; variable: {payload, range}; "
-                           "tag-values: {key}; metrics and tag-keys: {} (or {metric, payload}).",
+                           "query: {range: {from, to}, targets: [{target, payload}], ...} -- `range` is "
+                           "required (400 naming range without it); metric-payload-options: {metric, payload, "
+                           "name}; variable: {payload, range}; tag-values: {key} -- `key` is required (400 "
+                           "naming key without it); metrics and tag-keys: {} (or {metric, payload}).",
+            "properties": {
+                "range": {"type": "object", "required": ["from", "to"],
+                          "description": "required by query; checked on every action",
+                          "properties": {"from": _ref("schemas", "GrafanaTime"), "to": _ref("schemas", "GrafanaTime")}},
+                "key": {"type": "string", "enum": list(GRAFANA_TAG_KEYS),
+                        "description": "required by tag-values; checked on every action"},
+                "targets": {"type": "array", "nullable": True,
+                            "items": {"type": "object", "additionalProperties": True}},
+            },
         },
+        "GrafanaTime": {"description": "an ISO 8601 time (as Grafana sends it) or Unix milliseconds",
+                        "anyOf": [{"type": "string", "format": "date-time"},
+                                  {"type": "string", "pattern": "^[0-9]{10,16}$"}, {"type": "number"}]},
         "OpenAPI": {"type": "object", "additionalProperties": True},
     }
     responses = {
@@ -202,7 +233,7 @@ def _components() -> dict[str, Any]:
                      "headers": REDIRECT_HEADERS},
     }
     parameters = {
-        "obs_id": _int_param("obs_id", "target observation id (GPS seconds)", required=True, example=1120493008),
+        "obs_id": _int_param("obs_id", "target observation id (GPS seconds)", required=True, example=1457904016),
         "max_time_separation": _int_param(
             "max_time_separation", "largest |calibrator start - obs_id| in seconds; 0 asks for the "
             "observation's own fit (obs_id is a calibrator)", default=DEFAULT_MAX_TIME_SEPARATION,
@@ -333,7 +364,7 @@ def _paths() -> dict[str, Any]:
                 _int_param("asvo_job_id", "the ASVO job the fit is for; sent back in the callback"),
                 _text_param("callback_url", "http(s) URL POSTed (CallbackBody, JSON) when the fit finishes; "
                             "no loopback, private or metadata addresses", CALLBACK_URL_MAX,
-                            example="https://asvo.example.org/calib-done"),
+                            example="http://127.0.0.1:9000/cb"),
             ],
             "responses": {
                 "200": {"description": "queued (empty body)",
@@ -361,7 +392,7 @@ def _paths() -> dict[str, Any]:
             "summary": "The summary page: every calibration fit in a time range (HTML)",
             "parameters": [
                 _text_param("start", "range start: a date, date-time (AWST) or GPS seconds; default "
-                            f"{SUMMARY_DEFAULT_DAYS} days before end", 64, example="2025-06-01"),
+                            f"{SUMMARY_DEFAULT_DAYS} days before end", 64, example="2026-03-15"),
                 _text_param("end", "range end: a date, date-time (AWST) or GPS seconds; default now", 64),
                 _int_param("page", "page of the fit table", default=1, minimum=1, maximum=1_000_000),
                 _int_param("per_page", "fits per page", default=SUMMARY_DEFAULT_PER_PAGE, minimum=1,
@@ -376,9 +407,11 @@ def _paths() -> dict[str, Any]:
             "operationId": "fit_page", "tags": ["quality"],
             "summary": "One fit: median cable-length residuals per receiver and per tile",
             "parameters": [
-                _int_param("fitid", "the fit id", required=True),
-                _choice_param("format", "html page, one table as CSV, or JSON", FIT_FORMATS, "html"),
-                _choice_param("table", "the table (required for csv; json: only this table)", FIT_TABLES, None),
+                _int_param("fitid", "the fit id", required=True, example=EXAMPLE_FITID),
+                _choice_param("format", "html page, one table as CSV (needs `table`: format=csv without "
+                              "table is a 400 naming table), or JSON", FIT_FORMATS, "html"),
+                _choice_param("table", "the table: required with format=csv; json: only this table",
+                              FIT_TABLES, None),
                 _text_param("rx_sort", "html: receiver table sort column (prefix - for descending)", 40),
                 _text_param("tile_sort", "html: tile table sort column (prefix - for descending)", 40),
             ],
@@ -399,9 +432,10 @@ def _paths() -> dict[str, Any]:
             "summary": "A diagnostic plot of a fit (PNG via redirect, or its data as JSON)",
             "parameters": [
                 {"name": "kind", "in": "path", "required": True, "description": "which plot",
-                 "schema": {"type": "string", "enum": list(PLOT_KINDS)}},
-                _int_param("fitid", "the fit id", required=True),
-                _int_param("obsid", "the observation of the fit (needed when the fit has several)"),
+                 "schema": {"type": "string", "enum": list(PLOT_KINDS)}, "example": "tilediff"},
+                _int_param("fitid", "the fit id", required=True, example=EXAMPLE_FITID),
+                _int_param("obsid", "the observation of the fit (needed when the fit has several)",
+                           example=EXAMPLE_CAL_ID),
                 _choice_param("format", "png: redirect to the stored PNG; json: the plotted data", PLOT_FORMATS,
                               "png"),
                 _choice_param("width", "pixel width of the PNG: the full drawing (1440) or it downscaled, "
@@ -445,7 +479,7 @@ def _paths() -> dict[str, Any]:
             "operationId": "get_calfile_for_calid", "tags": ["deprecated"], "deprecated": True,
             "summary": "Deprecated: use get_cal_solution with max_time_separation=0. A calibrator's own solution",
             "parameters": [
-                _int_param("cal_id", "a calibrator observation id", required=True, example=1120493424),
+                _int_param("cal_id", "a calibrator observation id", required=True, example=EXAMPLE_CAL_ID),
                 _ref("parameters", "nocache"),
             ],
             "responses": {
@@ -467,7 +501,7 @@ def _paths() -> dict[str, Any]:
             "parameters": [{"name": "action", "in": "path", "required": True,
                             "schema": {"type": "string", "enum": list(GRAFANA_ACTIONS)}}],
             "requestBody": {"required": False, "content": {
-                _JSON: {"schema": _ref("schemas", "GrafanaRequest")},
+                _JSON: {"schema": _ref("schemas", "GrafanaRequest"), "examples": GRAFANA_EXAMPLES},
                 "text/plain": {"schema": {"type": "string", "description": "JSON text"}},
                 "application/x-www-form-urlencoded": {"schema": {"type": "string", "description": "JSON text"}}}},
             "responses": {
@@ -511,7 +545,7 @@ def document(server_url: str | None = None) -> dict[str, Any]:
                         "Calibration solutions for MWA observations (get_cal_solution, get_cal_fits), fit "
                         "requests with callbacks (add_cal_request), fit-quality pages, plots and the Grafana "
                         "datasource, and the two deprecated endpoints. Errors are JSON `{error, message, "
-                        "parameter}`; 5xx answers carry a `request_id` that the logs carry too."),
+                        "parameter}`; 5xx answers carry a `request_id` that the logs carry too. " + EMPTY_RULE),
                 },
                 "servers": [{"url": "https://ws.mwatelescope.org"}],
                 "tags": [{"name": n} for n in

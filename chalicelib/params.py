@@ -1,4 +1,9 @@
-"""Reading query parameters: each problem is a BadRequest naming the parameter."""
+"""Reading query parameters: each problem is a BadRequest naming the parameter.
+
+One rule for empty values (``name=``): an integer, 0/1 or enumerated parameter given without a
+value is a 400 (it is not taken as the default); a free-text parameter given empty is as if absent
+(the OpenAPI document declares ``allowEmptyValue`` on exactly those).
+"""
 
 from __future__ import annotations
 
@@ -24,10 +29,12 @@ def integer(query: Mapping[str, str] | None, name: str, *, default: int | None =
             minimum: int | None = None, maximum: int | None = None) -> int | None:
     """An integer parameter; 400 when it is missing (if required), not an integer, or out of range."""
     raw = _raw(query, name)
-    if raw is None or raw == "":
+    if raw is None:
         if required:
             raise BadRequest(f"{name} is required", parameter=name)
         return default
+    if raw == "":
+        raise BadRequest(f"{name} needs a value (an integer); leave it out for the default", parameter=name)
     match = _INTEGER.fullmatch(raw)
     if not match:
         raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}", parameter=name)
@@ -73,8 +80,11 @@ def present(query: Mapping[str, str] | None, name: str) -> bool:
 def choice(query: Mapping[str, str] | None, name: str, options: Sequence[str], *, default: str) -> str:
     """One of a fixed set of strings."""
     raw = _raw(query, name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
+    if raw == "":
+        raise BadRequest(f"{name} needs a value, one of {', '.join(options)}; leave it out for the default",
+                         parameter=name)
     if raw not in options:
         raise BadRequest(f"{name} must be one of {', '.join(options)}, got {raw[:40]!r}", parameter=name)
     return raw

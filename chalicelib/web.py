@@ -58,3 +58,25 @@ def internal_error(request_id: str | None) -> Response:
     """The answer for a fault of ours: no details, a request id to find it in the log."""
     return json_response({"error": "internal_error", "message": "internal error; quote the request id",
                           "request_id": request_id}, 500)
+
+
+# Chalice's own error codes (405, 415, its 400 for a binary answer) -> this service's ``error`` names.
+CHALICE_ERRORS = {"MethodNotAllowedError": "method_not_allowed", "UnsupportedMediaType": "unsupported_media_type",
+                  "BadRequestError": "bad_request", "BadRequest": "bad_request", "NotFoundError": "not_found"}
+
+
+def is_chalice_error(response: Response) -> bool:
+    """Whether Chalice itself made this answer (its ``{"Code", "Message"}`` body)."""
+    return isinstance(response.body, dict) and "Code" in response.body and "Message" in response.body
+
+
+def from_chalice_error(response: Response, request_id: str | None) -> Response:
+    """Chalice's own error answer in this service's documented body, status and headers kept."""
+    code = str(response.body.get("Code"))
+    body: dict[str, Any] = {"error": CHALICE_ERRORS.get(code, "bad_request" if response.status_code < 500
+                                                        else "internal_error"),
+                            "message": str(response.body.get("Message"))}
+    if response.status_code >= 500:
+        body["request_id"] = request_id
+    return json_response(body, response.status_code, headers={k: v for k, v in (response.headers or {}).items()
+                                                              if k.lower() != "content-type"})

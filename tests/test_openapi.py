@@ -87,6 +87,9 @@ def test_enumerations_and_defaults_are_the_codes(doc):
     assert (openapi.SUMMARY_DEFAULT_PER_PAGE, openapi.SUMMARY_MAX_PER_PAGE, openapi.SUMMARY_DEFAULT_DAYS) == (
         page.DEFAULT_PER_PAGE, page.MAX_PER_PAGE, page.DEFAULT_DAYS)
     assert openapi.GRAFANA_ACTIONS == tuple(grafana_api.ACTIONS)
+    from chalicelib.grafana import request as grafana_request
+
+    assert openapi.GRAFANA_TAG_KEYS == grafana_request.ADHOC_KEYS
     assert openapi.CALLBACK_URL_MAX == urls.MAX_URL_LENGTH
     described = {p["name"]: p for p in doc["paths"]["/calib/get_cal_solution"]["get"]["parameters"] if "name" in p}
     assert described["output_format"]["schema"]["default"] == "aocal"

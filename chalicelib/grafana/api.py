@@ -17,6 +17,7 @@ from chalicelib.errors import BadRequest, ServiceError
 from chalicelib.grafana import options, query
 from chalicelib.grafana import body as gbody
 from chalicelib.grafana import request as rq
+from chalicelib.grafana import timerange as tr
 from chalicelib.observability import logger
 from chalicelib.web import error_response, json_response
 
@@ -51,6 +52,25 @@ def health(request_id: str | None = None) -> Response:
     return _answer(_ping, request_id)
 
 
+def check_shared_fields(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The body fields the OpenAPI document describes for every action are checked on every action:
+    a malformed ``range``, ``key`` or ``targets`` is a 400 even where the action does not use it."""
+    if "range" in data:
+        if data["range"] is None:
+            raise BadRequest("range must be an object with from and to, got null", parameter="range")
+        tr.time_range(data, required=False)
+    if "key" in data and data["key"] not in rq.ADHOC_KEYS:
+        raise BadRequest(f"key must be one of {', '.join(rq.ADHOC_KEYS)}, got {str(data['key'])[:40]!r}",
+                         parameter="key")
+    targets = data.get("targets") or []
+    if not isinstance(targets, list):
+        raise BadRequest(f"targets must be a list, got {type(targets).__name__}", parameter="targets")
+    for i, target in enumerate(targets):
+        if not isinstance(target, Mapping):
+            raise BadRequest(f"targets[{i}] must be an object", parameter=f"targets[{i}]")
+    return data
+
+
 def action(name: str, raw_body: bytes | str | None, request_id: str | None = None) -> Response:
     """POST /calib/grafana/{name}: one of ACTIONS, with the request body as Grafana sent it."""
     def run() -> Any:
@@ -58,6 +78,6 @@ def action(name: str, raw_body: bytes | str | None, request_id: str | None = Non
         if handler is None:
             raise BadRequest(f"unknown action {name[:40]!r}; POST one of: {', '.join(ACTIONS)}",
                              parameter="action")
-        return handler(gbody.body(raw_body))
+        return handler(check_shared_fields(gbody.body(raw_body)))
 
     return _answer(run, request_id)
