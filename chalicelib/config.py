@@ -42,6 +42,10 @@ class Settings:
     callback_retry_max_s: float = 3600.0
     db_ssl: bool = False  # TLS required, the server's certificate and host name verified (prod: RDS Proxy)
     db_ssl_root_cert: str | None = None  # CA bundle to verify it with; None: the system's trust store
+    # the admin routes (README "Operating the selection"): how callers are authorised, and their database role
+    admin_auth: str = "iam"  # iam: API Gateway's IAM authorizer signed the call (prod); local: 127.0.0.1 only
+    admin_db_user: str | None = None  # the admin role (calib_admin); None: the connection's own user
+    admin_db_password_secret: str | None = None  # its secret (Secrets Manager / SSM)
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -91,4 +95,14 @@ def settings() -> Settings:
         callback_retry_max_s=float(_get("CALIB_CALLBACK_RETRY_MAX_S", "3600")),
         db_ssl=_flag("CALIB_DB_SSL", False),
         db_ssl_root_cert=_get("CALIB_DB_SSL_ROOT_CERT"),
+        admin_auth=_choice("CALIB_ADMIN_AUTH", ("iam", "local"), "iam"),
+        admin_db_user=_get("CALIB_ADMIN_DB_USER"),
+        admin_db_password_secret=_get("CALIB_ADMIN_DB_PASSWORD_SECRET"),
     )
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (_get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value

@@ -46,10 +46,13 @@ def zip_spec(obs_id: int, cand: Candidate, target_channels: Sequence[int], *, ou
              fine_chan_khz: int, nocache: bool, variant: tuple[str, ...] = ()) -> ZipSpec:
     """The zip of the chosen (calibrator, fit) for the target; ``auto`` is resolved here, once."""
     cal, fit = cand.calibrator, cand.fit
+    if cand.masking:  # partial validity epochs: those tiles NaN, cached apart
+        variant = variant + ("epoch" + "-".join(map(str, sorted(cand.masking.epoch_ids))),)
     return ZipSpec(obs_id=obs_id, target_channels=tuple(target_channels), cal_obsid=cal.obsid,
                    cal_stoptime=cal.stoptime, cal_channels=tuple(cal.channels), fitid=fit.fitid,
                    output_format=resolve_format(output_format, bool(fit.solution_key)),
-                   fine_chan_khz=fine_chan_khz, nocache=nocache, variant=variant)
+                   fine_chan_khz=fine_chan_khz, nocache=nocache, variant=variant,
+                   nan_tiles=cand.masking.tiles, nan_receivers=cand.masking.receivers)
 
 
 def _fine_chan(query: Mapping[str, str] | None) -> int:

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.db import selection as queries
+from chalicelib.db import steering as steering_queries
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.selection.rules import Criteria, Selection, Target, prefer_problem, select, window
+
+
+STEERING_CODES = ("retired", "epoch")  # rejections an operator caused (README "Operating the selection")
 
 
 @dataclass
@@ -32,15 +36,19 @@ def choose(obs_id: int, criteria: Criteria) -> Outcome:
     target = load_target(obs_id)
     low, high = window(target, criteria)
     calibrators = queries.calibrators_near(obs_id, low, high)
-    sel = select(target, calibrators, criteria)
-    problem = prefer_problem(target, calibrators, criteria, sel)
+    epochs = steering_queries.epochs_between(low, high)
+    sel = select(target, calibrators, criteria, epochs=epochs)
+    problem = prefer_problem(target, calibrators, criteria, sel, epochs)
     if problem:
         raise NotFound(problem, parameter="prefer_fitid", searched=_searched(target, criteria, low, high))
     if not sel.candidates:
         what = "calibration fit" if criteria.need_fit else "calibrator observation"
         nearest = sel.rejected[0] if sel.rejected else None
+        steered = [r for r in sel.rejected if r.code in STEERING_CODES]
+        because = f"; operators' steering: calibrator {steered[0].obsid} {steered[0].reason}" if steered else ""
         raise NotFound(
-            f"no valid {what} for observation {obs_id} within {criteria.max_time_separation} s",
+            f"no valid {what} for observation {obs_id} within {criteria.max_time_separation} s{because}",
+            steering=[{"cal_id": r.obsid, "code": r.code, "reason": r.reason} for r in steered],
             searched=_searched(target, criteria, low, high),
             nearest_rejected=(
                 {"cal_id": nearest.obsid, "offset": nearest.offset, "reason": nearest.reason} if nearest else None),

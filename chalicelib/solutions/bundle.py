@@ -64,6 +64,8 @@ class ZipSpec:
     fine_chan_khz: int = 40
     nocache: bool = False
     variant: tuple[str, ...] = ()  # names files the caller adds (e.g. "metafits"), so its zips are cached apart
+    nan_tiles: frozenset[int] = frozenset()  # tile ids served as NaN (a partial validity epoch); name it in variant
+    nan_receivers: frozenset[int] = frozenset()  # receivers whose tiles are served as NaN
 
     def __post_init__(self) -> None:
         if self.output_format not in WRITERS:
@@ -97,6 +99,9 @@ def build(spec: ZipSpec, extra_files: Mapping[str, bytes] | None = None) -> byte
     tiles = queries.observation_tiles(spec.obs_id) or queries.observation_tiles(spec.cal_obsid)
     if not tiles:
         raise NotFound(f"no tile list is recorded for observation {spec.obs_id} or its calibrator {spec.cal_obsid}")
+    if spec.nan_tiles or spec.nan_receivers:  # a tile the fit lacks is NaN
+        masked = set(spec.nan_tiles) | {t.tile_id for t in tiles if t.rx in spec.nan_receivers}
+        rows = [r for r in rows if r["tileid"] not in masked]
     sol = assemble(rows, spec.cal_channels, tiles, spec.target_channels, spec.fine_chan_khz * 1e3,
                    (float(spec.cal_obsid), float(spec.cal_stoptime)), spec.cal_obsid, spec.fitid)
     files = solution_files(sol, spec.obs_id, spec.output_format)
