@@ -46,6 +46,7 @@ class Settings:
     admin_auth: str = "iam"  # iam: API Gateway's IAM authorizer signed the call (prod); local: 127.0.0.1 only
     admin_db_user: str | None = None  # the admin role (calib_admin); None: the connection's own user
     admin_db_password_secret: str | None = None  # its secret (Secrets Manager / SSM)
+    admin_url: str = "https://ws.mwatelescope.org"  # the service the admin CLI calls (CALIB_ADMIN_URL)
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -98,6 +99,7 @@ def settings() -> Settings:
         admin_auth=_choice("CALIB_ADMIN_AUTH", ("iam", "local"), "iam"),
         admin_db_user=_get("CALIB_ADMIN_DB_USER"),
         admin_db_password_secret=_get("CALIB_ADMIN_DB_PASSWORD_SECRET"),
+        admin_url=_get("CALIB_ADMIN_URL", "https://ws.mwatelescope.org"),
     )
 
 
