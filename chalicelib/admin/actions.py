@@ -23,6 +23,8 @@ def _why(query: Query) -> str:
     if not why:
         raise BadRequest("why is required: say why the change is made (it is kept in the audit trail)",
                          parameter="why")
+    if any(ord(c) < 32 and c not in "\t\n" for c in why):  # PostgreSQL text holds no NUL; keep the trail printable
+        raise BadRequest("why must not contain control characters", parameter="why")
     return why
 
 
