@@ -137,6 +137,13 @@ def grafana_action(action: str) -> Response:
     return api.action(action, req.raw_body, (req.context or {}).get("requestId"))
 
 
+@app.route("/calib/compare")
+def compare_solutions() -> Response:
+    from chalicelib.compare import api
+
+    return api.compare_response(_query())
+
+
 # --- operators steer the selection (README "Operating the selection"): SigV4 + IAM in prod, 127.0.0.1 locally
 ADMIN_AUTH = IAMAuthorizer()
 

@@ -1,4 +1,4 @@
-"""The admin routes' part of the OpenAPI document: paths and the IAM (SigV4) security scheme.
+"""The operators' part of the OpenAPI document: the admin paths, their IAM (SigV4) security scheme, compare.
 
 Kept apart from ``openapi.py`` (which merges it) so each file stays small; plain data, no imports.
 """
@@ -61,6 +61,26 @@ def paths() -> dict[str, Any]:
     end["post"]["parameters"].insert(0, {"name": "epoch_id", "in": "path", "required": True,
                                          "description": "the epoch", "schema": _INT})
     return {
+        "/calib/compare": {"get": {
+            "operationId": "compare", "tags": ["quality"],
+            "summary": "Two solutions compared per tile: amplitude ratio |J_a|/|J_b| and phase difference "
+                       "arg(J_a conj J_b), median and rms over channels, XX and YY",
+            "description": "Each side is a fit (fitid_x with its calibrator obsid_x) or, with obsid_x alone, "
+                           "the solution served for that observation (the normal selection).",
+            "parameters": [_q("obsid_a", "side a: the fit's calibrator, or a target", _INT, required=True),
+                           _q("fitid_a", "side a's fit (else the one served for obsid_a)", _INT),
+                           _q("obsid_b", "side b: the fit's calibrator, or a target", _INT, required=True),
+                           _q("fitid_b", "side b's fit (else the one served for obsid_b)", _INT),
+                           _q("max_time_separation", "selection window for a served side (seconds)",
+                              {**_INT, "default": 86400, "maximum": 10 * 365 * 86400}),
+                           _q("allow_after", "selection: calibrators after the target (1) or not (0)",
+                              {"type": "integer", "enum": [0, 1], "default": 1}),
+                           _q("format", "json (png: not yet)", {"type": "string", "enum": ["json"],
+                                                                "default": "json"})],
+            "responses": {"200": {"description": "a, b, channels, and one entry per tile",
+                                  "content": {_JSON: {"schema": {"type": "object", "additionalProperties": True}}}},
+                          "400": _ref("responses", "BadRequest"), "404": _ref("responses", "NotFound"),
+                          "500": _ref("responses", "InternalError"), "503": _ref("responses", "Unavailable")}}},
         "/calib/admin/retire": _op("admin_retire", "Retire a fit: never served, never a candidate",
                                    [_FITID, _WHY], 400, 409, 500, 503),
         "/calib/admin/restore": _op("admin_restore", "Restore a retired fit", [_FITID, _WHY], 400, 409, 500, 503),

@@ -41,6 +41,7 @@ BASELINE = {
     "/calib/get_calfile_for_calid": {"cal_id": CAL},
     "/calib/admin/epochs": {},
     "/calib/admin/audit": {},
+    "/calib/compare": {"obsid_a": CAL, "fitid_a": FITID, "obsid_b": TARGET},
 }
 # the admin writes (POST; the local stack's 127.0.0.1 rule lets the test client in)
 POST_BASELINE = {
