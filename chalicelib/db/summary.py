@@ -34,10 +34,11 @@ def fits_page(low_gps: int, high_gps: int, limit: int, offset: int) -> list[dict
             LIMIT :lim OFFSET :off
         )
         SELECT p.total, p.fitid, f.obsid, m.obsname, f.creator, f.code_version, f.fit_time,
-               f.fit_niter, f.fit_limit
+               f.fit_niter, f.fit_limit, rt.reason AS retired
         FROM page p
         JOIN calibration_fits f ON f.fitid = p.fitid
         LEFT JOIN mwa_setting m ON m.starttime = f.obsid
+        LEFT JOIN calibration_fit_retirement rt ON rt.fitid = p.fitid
         ORDER BY p.last_obsid DESC, p.ran DESC, p.fitid DESC, f.obsid
         """,
         {"low": low_gps, "high": high_gps, "lim": limit, "off": offset},
@@ -55,8 +56,9 @@ def fit_observations(fitid: int) -> list[dict[str, Any]]:
     """The calibration_fits rows of one fit (one per observation), with the observation's name."""
     return db.query(
         "SELECT f.fitid, f.obsid, m.obsname, f.creator, f.code_version, f.fit_time, f.fit_niter,"
-        " f.fit_limit, f.source_list, f.num_sources"
+        " f.fit_limit, f.source_list, f.num_sources, rt.reason AS retired"
         " FROM calibration_fits f LEFT JOIN mwa_setting m ON m.starttime = f.obsid"
+        " LEFT JOIN calibration_fit_retirement rt ON rt.fitid = f.fitid"
         " WHERE f.fitid = :fitid ORDER BY f.obsid",
         {"fitid": fitid},
     )

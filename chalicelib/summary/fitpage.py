@@ -37,6 +37,7 @@ def load(fitid: int) -> dict[str, Any]:
         "ran_utc": gpstime.format_utc(ran),
         "niter_limit": page.niter_limit(first.get("fit_niter"), first.get("fit_limit")),
         "source_list": first.get("source_list") or "",
+        "retired": first.get("retired"),  # an operator retired it: the reason
         "observations": [page.observation_entry(fitid, int(r["obsid"]), r.get("obsname")) for r in obs_rows],
         "receivers": fitstats.receiver_medians(delays),
         "tiles": fitstats.tile_medians(delays),
