@@ -222,3 +222,19 @@ def latest_fitted_obsid() -> int | None:
     """The newest observation that has a fit (where the summary page has something to show)."""
     rows = db.query("SELECT max(obsid) AS obsid FROM calibration_fits")
     return rows[0]["obsid"] if rows else None
+
+
+def comparison_partners(fitid: int, obsid: int) -> dict[str, Any]:
+    """The fit page's comparison links: the previous fit of this calibrator, and the newest fit of its source."""
+    ran_other = fit_ran_sql("o.fit_time", "o.fitid")
+    prev = db.query(
+        f"SELECT o.fitid, o.obsid FROM calibration_fits f JOIN calibration_fits o ON o.obsid = f.obsid"
+        f" WHERE f.fitid = :fitid AND f.obsid = :obsid AND o.fitid <> f.fitid AND {ran_other} < {_RAN}"
+        f" ORDER BY {ran_other} DESC, o.fitid DESC LIMIT 1", {"fitid": fitid, "obsid": obsid})
+    newest = db.query(
+        f"SELECT o.fitid, o.obsid FROM schedule_metadata sm"
+        f" JOIN schedule_metadata so ON so.calibrators = sm.calibrators AND so.calibration"
+        f" JOIN calibration_fits o ON o.obsid = so.observation_number"
+        f" WHERE sm.observation_number = :obsid AND sm.calibrators IS NOT NULL AND o.fitid <> :fitid"
+        f" ORDER BY o.obsid DESC, {ran_other} DESC LIMIT 1", {"fitid": fitid, "obsid": obsid})
+    return {"previous": prev[0] if prev else None, "newest_of_source": newest[0] if newest else None}
