@@ -7,7 +7,7 @@ Each handler is a few lines; the work is in ``chalicelib``.
 
 from __future__ import annotations
 
-from chalice import Chalice, Response
+from chalice import Chalice, IAMAuthorizer, Response
 
 from chalicelib import deadline, health, observability
 from chalicelib import calrequests as cal_requests
@@ -170,6 +170,59 @@ def grafana_action(action: str) -> Response:
 
     req = app.current_request
     return api.action(action, req.raw_body, observability.request_id())
+
+
+@app.route("/calib/compare")
+def compare_solutions() -> Response:
+    from chalicelib.compare import api
+
+    return api.compare_response(_query())
+
+
+# --- operators steer the selection (README "Operating the selection"): SigV4 + IAM in prod, 127.0.0.1 locally
+ADMIN_AUTH = IAMAuthorizer()
+
+
+def _admin(action: str, *args: str) -> Response:
+    from chalicelib.admin import actions
+
+    req = app.current_request
+    return getattr(actions, action)(*args, req.query_params or {}, req.context or {})
+
+
+@app.route("/calib/admin/retire", methods=["POST"], authorizer=ADMIN_AUTH)
+def admin_retire() -> Response:
+    return _admin("retire")
+
+
+@app.route("/calib/admin/restore", methods=["POST"], authorizer=ADMIN_AUTH)
+def admin_restore() -> Response:
+    return _admin("restore")
+
+
+@app.route("/calib/admin/prefer", methods=["POST"], authorizer=ADMIN_AUTH)
+def admin_prefer() -> Response:
+    return _admin("prefer")
+
+
+@app.route("/calib/admin/epochs", methods=["POST"], authorizer=ADMIN_AUTH)
+def admin_add_epoch() -> Response:
+    return _admin("add_epoch")
+
+
+@app.route("/calib/admin/epochs", methods=["GET"], authorizer=ADMIN_AUTH)
+def admin_list_epochs() -> Response:
+    return _admin("list_epochs")
+
+
+@app.route("/calib/admin/epochs/{epoch_id}/end", methods=["POST"], authorizer=ADMIN_AUTH)
+def admin_end_epoch(epoch_id: str) -> Response:
+    return _admin("end_epoch", epoch_id)
+
+
+@app.route("/calib/admin/audit", methods=["GET"], authorizer=ADMIN_AUTH)
+def admin_audit() -> Response:
+    return _admin("audit")
 
 
 @app.on_sqs_message(queue=cal_requests.REQUEST_QUEUE, batch_size=cal_requests.REQUEST_BATCH_SIZE,

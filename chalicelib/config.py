@@ -54,6 +54,11 @@ class Settings:
     # every API request is answered within this (API Gateway's limit is 29 s); see chalicelib.deadline
     request_deadline_s: float = 20.0
     model_error_threshold_rad: float = 0.3  # the fit page marks tiles whose line-model error is above it
+    # the admin routes (README "Operating the selection"): how callers are authorised, and their database role
+    admin_auth: str = "iam"  # iam: API Gateway's IAM authorizer signed the call (prod); local: 127.0.0.1 only
+    admin_db_user: str | None = None  # the admin role (calib_admin); None: the connection's own user
+    admin_db_password_secret: str | None = None  # its secret (Secrets Manager / SSM)
+    admin_url: str = "https://ws.mwatelescope.org"  # the service the admin CLI calls (CALIB_ADMIN_URL)
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -123,4 +128,15 @@ def settings() -> Settings:
         metadata_max_bytes=int(_get("CALIB_METADATA_MAX_BYTES", str(16 * 1024 * 1024))),
         request_deadline_s=_deadline("CALIB_REQUEST_DEADLINE_S", "20"),
         model_error_threshold_rad=float(_get("CALIB_MODEL_ERROR_THRESHOLD_RAD", "0.3")),
+        admin_auth=_choice("CALIB_ADMIN_AUTH", ("iam", "local"), "iam"),
+        admin_db_user=_get("CALIB_ADMIN_DB_USER"),
+        admin_db_password_secret=_get("CALIB_ADMIN_DB_PASSWORD_SECRET"),
+        admin_url=_get("CALIB_ADMIN_URL", "https://ws.mwatelescope.org"),
     )
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (_get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value

@@ -42,6 +42,13 @@ class BadRequest(ServiceError):
     error = "bad_request"
 
 
+class Forbidden(ServiceError):
+    """The caller may not do this (403): an admin route called without the telescope's authorisation."""
+
+    status = 403
+    error = "forbidden"
+
+
 class NotFound(ServiceError):
     """The request is valid but nothing matches it (404)."""
 

@@ -246,6 +246,9 @@ def calibrator_fit(cal_id: int) -> Candidate:
                          parameter="cal_id")
     target = Target(obsid=cal_id, channels=cal.channels, gain_control_value=cal.gain_control_value)
     selection = select(target, [cal], Criteria(max_time_separation=0, any_gain=True))
+    if not selection.candidates and selection.rejected and selection.rejected[0].code == "retired":
+        raise BadRequest(f"calibrator observation {cal_id}: {selection.rejected[0].reason}", parameter="cal_id",
+                         fits=[f.fitid for f in cal.fits])
     if not selection.candidates:
         raise BadRequest(f"every calibration fit of calibrator observation {cal_id} failed on every tile",
                          parameter="cal_id", fits=[f.fitid for f in cal.fits])

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib import openapi_admin
+
 VERSION = "1.0.0"
 
 # Repeated from the code (checked by tests/test_openapi.py).
@@ -261,7 +263,8 @@ def _components() -> dict[str, Any]:
         "schemas": schemas, "responses": responses, "parameters": parameters,
         "securitySchemes": {"api_key": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER,
                                         "description": "API Gateway usage-plan key (prod); only add_cal_request "
-                                                       "needs one"}},
+                                                       "needs one"},
+                            **openapi_admin.SECURITY_SCHEMES},
     }
 
 
@@ -549,8 +552,8 @@ def document(server_url: str | None = None) -> dict[str, Any]:
                 },
                 "servers": [{"url": "https://ws.mwatelescope.org"}],
                 "tags": [{"name": n} for n in
-                         ("solutions", "requests", "quality", "grafana", "deprecated", "operations")],
-                "paths": _paths(),
+                         ("solutions", "requests", "quality", "grafana", "deprecated", "operations", "admin")],
+                "paths": {**_paths(), **openapi_admin.paths()},
                 "components": _components(),
             }
         doc = copy.deepcopy(_document)

@@ -38,6 +38,7 @@ TABLES = (
     "calibration_request_callback_attempt", "calibration_request", "calibration_fit_file",
     "calibration_solutions", "calibration_fits", "observation_tile", "rf_stream",
     "schedule_metadata", "mwa_setting", "calibration_model_error",
+    "calibration_fit_retirement", "calibration_fit_preference", "validity_epoch", "operator_audit",
 )
 
 

@@ -64,8 +64,23 @@ def test_api_key_is_required_exactly_where_the_routes_say(doc):
     from app import app
 
     keyed = {(p, m) for p, ms in app.routes.items() for m, e in ms.items() if e.api_key_required}
-    secured = {(p, m.upper()) for p, item in doc["paths"].items() for m, op in item.items() if op.get("security")}
+    secured = {(p, m.upper()) for p, item in doc["paths"].items() for m, op in item.items()
+               if any("api_key" in s for s in op.get("security", []))}
     assert keyed == secured == {("/calib/add_cal_request", "GET")}
+
+
+def test_iam_is_required_exactly_on_the_admin_routes(doc):
+    from chalice import IAMAuthorizer
+
+    from app import app
+
+    iam = {(p, m) for p, ms in app.routes.items() for m, e in ms.items()
+           if isinstance(e.authorizer, IAMAuthorizer)}
+    secured = {(p, m.upper()) for p, item in doc["paths"].items() for m, op in item.items()
+               if any("aws_iam" in s for s in op.get("security", []))}
+    assert iam == secured and iam and all(p.startswith("/calib/admin/") for p, _ in iam)
+    assert not [p for p in app.routes if p.startswith("/calib/admin/") and (p, "GET") not in iam
+                and (p, "POST") not in iam]
     assert doc["components"]["securitySchemes"]["api_key"]["name"] == "x-api-key"
 
 

@@ -105,12 +105,15 @@ def zip_spec(obs_id: int, cand: Candidate, target_channels: Sequence[int], *, ou
         width = served_width_khz(fine_chan_khz, native_width_khz(files, target_channels))
     else:
         width = TABLE_FINE_CHAN_KHZ if fine_chan_khz is None else fine_chan_khz
+    if cand.masking:  # partial validity epochs: those tiles NaN, cached apart
+        variant = variant + ("epoch" + "-".join(map(str, sorted(cand.masking.epoch_ids))),)
     return ZipSpec(obs_id=obs_id, target_channels=tuple(target_channels), cal_obsid=cal.obsid,
                    cal_stoptime=cal.stoptime, cal_channels=tuple(cal.channels), fitid=fit.fitid,
                    output_format=resolve_format(output_format, bool(fit.solution_key) or bool(files)),
                    fine_chan_khz=width, nocache=nocache, variant=variant, source=served,
                    target_db=correct_to.gain_control_value if correct_to else None,
-                   cal_db=cal.gain_control_value if correct_to else None)
+                   cal_db=cal.gain_control_value if correct_to else None,
+                   nan_tiles=cand.masking.tiles, nan_receivers=cand.masking.receivers)
 
 
 def _fine_chan(query: Mapping[str, str] | None) -> int | None:

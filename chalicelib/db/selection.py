@@ -67,7 +67,7 @@ def calibrators_near(obsid: int, low: int, high: int) -> list[Calibrator]:
             LIMIT :lim
         )
         SELECT c.starttime, c.stoptime, c.frequencies, c.gain_control_value,
-               f.fitid, f.fit_time, f.creator, ff.bucket_key,
+               f.fitid, f.fit_time, f.creator, ff.bucket_key, rt.reason AS retired, (pf.fitid IS NOT NULL) AS preferred,
                EXISTS (SELECT 1 FROM calibration_solutions s
                        WHERE s.fitid = f.fitid AND s.obsid = f.obsid
                          AND (s.x_delay_m <> 'NaN'::float8 OR s.y_delay_m <> 'NaN'::float8)) AS any_good
@@ -75,6 +75,8 @@ def calibrators_near(obsid: int, low: int, high: int) -> list[Calibrator]:
         LEFT JOIN calibration_fits f ON f.obsid = c.starttime
         LEFT JOIN calibration_fit_file ff
                ON ff.fitid = f.fitid AND ff.obsid = f.obsid AND ff.kind = 'hyperdrive'
+        LEFT JOIN calibration_fit_retirement rt ON rt.fitid = f.fitid
+        LEFT JOIN calibration_fit_preference pf ON pf.cal_obsid = f.obsid AND pf.fitid = f.fitid
         """,
         {"obsid": obsid, "low": low, "high": high, "lim": MAX_CALIBRATORS},
     )
@@ -83,7 +85,8 @@ def calibrators_near(obsid: int, low: int, high: int) -> list[Calibrator]:
         c = cals.setdefault(r["starttime"], {"row": r, "fits": []})
         if r["fitid"] is not None:
             c["fits"].append(FitInfo(fitid=r["fitid"], fit_time=r["fit_time"], creator=r["creator"],
-                                     any_good_tile=bool(r["any_good"]), solution_key=r["bucket_key"]))
+                                     any_good_tile=bool(r["any_good"]), solution_key=r["bucket_key"],
+                                     retired=r["retired"], preferred=bool(r["preferred"])))
     return [
         Calibrator(obsid=k, stoptime=v["row"]["stoptime"], channels=tuple(sorted(v["row"]["frequencies"] or ())),
                    gain_control_value=v["row"]["gain_control_value"], fits=tuple(v["fits"]))

@@ -34,10 +34,11 @@ def fits_page(low_gps: int, high_gps: int, limit: int, offset: int) -> list[dict
             LIMIT :lim OFFSET :off
         )
         SELECT p.total, p.fitid, f.obsid, m.obsname, f.creator, f.code_version, f.fit_time,
-               f.fit_niter, f.fit_limit
+               f.fit_niter, f.fit_limit, rt.reason AS retired
         FROM page p
         JOIN calibration_fits f ON f.fitid = p.fitid
         LEFT JOIN mwa_setting m ON m.starttime = f.obsid
+        LEFT JOIN calibration_fit_retirement rt ON rt.fitid = p.fitid
         ORDER BY p.last_obsid DESC, p.ran DESC, p.fitid DESC, f.obsid
         """,
         {"low": low_gps, "high": high_gps, "lim": limit, "off": offset},
@@ -55,8 +56,9 @@ def fit_observations(fitid: int) -> list[dict[str, Any]]:
     """The calibration_fits rows of one fit (one per observation), with the observation's name."""
     return db.query(
         "SELECT f.fitid, f.obsid, m.obsname, f.creator, f.code_version, f.fit_time, f.fit_niter,"
-        " f.fit_limit, f.source_list, f.num_sources"
+        " f.fit_limit, f.source_list, f.num_sources, rt.reason AS retired"
         " FROM calibration_fits f LEFT JOIN mwa_setting m ON m.starttime = f.obsid"
+        " LEFT JOIN calibration_fit_retirement rt ON rt.fitid = f.fitid"
         " WHERE f.fitid = :fitid ORDER BY f.obsid",
         {"fitid": fitid},
     )
@@ -229,3 +231,19 @@ def newest_fit() -> dict[str, Any] | None:
     rows = db.query("SELECT fitid, obsid, fit_time FROM calibration_fits"
                     " ORDER BY obsid DESC, fit_time DESC NULLS LAST, fitid DESC LIMIT 1")
     return rows[0] if rows else None
+
+
+def comparison_partners(fitid: int, obsid: int) -> dict[str, Any]:
+    """The fit page's comparison links: the previous fit of this calibrator, and the newest fit of its source."""
+    ran_other = fit_ran_sql("o.fit_time", "o.fitid")
+    prev = db.query(
+        f"SELECT o.fitid, o.obsid FROM calibration_fits f JOIN calibration_fits o ON o.obsid = f.obsid"
+        f" WHERE f.fitid = :fitid AND f.obsid = :obsid AND o.fitid <> f.fitid AND {ran_other} < {_RAN}"
+        f" ORDER BY {ran_other} DESC, o.fitid DESC LIMIT 1", {"fitid": fitid, "obsid": obsid})
+    newest = db.query(
+        f"SELECT o.fitid, o.obsid FROM schedule_metadata sm"
+        f" JOIN schedule_metadata so ON so.calibrators = sm.calibrators AND so.calibration"
+        f" JOIN calibration_fits o ON o.obsid = so.observation_number"
+        f" WHERE sm.observation_number = :obsid AND sm.calibrators IS NOT NULL AND o.fitid <> :fitid"
+        f" ORDER BY o.obsid DESC, {ran_other} DESC LIMIT 1", {"fitid": fitid, "obsid": obsid})
+    return {"previous": prev[0] if prev else None, "newest_of_source": newest[0] if newest else None}

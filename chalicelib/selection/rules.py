@@ -11,6 +11,7 @@ from datetime import datetime
 
 from chalicelib.gpstime import fitid_seconds
 from chalicelib.selection.gates import GateFigures, GateInput, gate_problem
+from chalicelib.selection.steering import Epoch, Masking, between, masking
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class FitInfo:
     creator: str | None
     any_good_tile: bool
     solution_key: str | None = None  # the fit's hyperdrive file in the calibration bucket
+    retired: str | None = None  # an operator retired it: the reason (never served, never a candidate)
+    preferred: bool = False  # an operator preferred it on its calibrator (wins there)
 
     @property
     def ran_at(self) -> float:
@@ -77,6 +80,7 @@ class Candidate:
     calibrator: Calibrator
     fit: FitInfo | None
     offset: int
+    masking: Masking = Masking()  # receivers/tiles partial validity epochs NaN in what is served
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class Rejection:
     obsid: int
     offset: int
     reason: str
-    code: str = ""  # beyond_window, after_target, attenuation, attenuation_unknown, channels, no_fit, all_fits_failed, gate
+    code: str = ""  # beyond_window, after_target, attenuation, attenuation_unknown, channels, no_fit, all_fits_failed, gate, retired, epoch
     fitid: int | None = None  # set for a fit that failed a quality gate
     figures: GateFigures | None = None
 
@@ -110,7 +114,8 @@ def window(target: Target, criteria: Criteria) -> tuple[int, int]:
     return low, high
 
 
-def _check(target: Target, cal: Calibrator, criteria: Criteria) -> tuple[str, str] | None:
+def _check(target: Target, cal: Calibrator, criteria: Criteria,
+           epochs: tuple[Epoch, ...] = ()) -> tuple[str, str] | None:
     """(code, reason) this calibrator cannot serve the target, or None when it can."""
     offset = cal.obsid - target.obsid
     if abs(offset) > criteria.max_time_separation:
@@ -133,18 +138,25 @@ def _check(target: Target, cal: Calibrator, criteria: Criteria) -> tuple[str, st
             return "no_fit", "has no calibration fit"
         if not any(f.any_good_tile for f in cal.fits):
             return "all_fits_failed", "every fit failed on every tile"
+        if all(f.retired for f in cal.fits if f.any_good_tile):
+            retired = "; ".join(f"fit {f.fitid}: {f.retired}" for f in cal.fits if f.retired)
+            return "retired", f"every fit is retired ({retired})"
+    refusing = [e for e in between(epochs, cal.obsid, target.obsid) if e.whole]
+    if refusing:
+        return "epoch", f"is on the other side of {refusing[0].describe()}"
     return None
 
 
-def _reason(target: Target, cal: Calibrator, criteria: Criteria) -> str | None:
+def _reason(target: Target, cal: Calibrator, criteria: Criteria, epochs: tuple[Epoch, ...] = ()) -> str | None:
     """Why this calibrator cannot serve the target, or None when it can."""
-    found = _check(target, cal, criteria)
+    found = _check(target, cal, criteria, epochs)
     return found[1] if found else None
 
 
 def _fit_order(fits: tuple[FitInfo, ...]) -> list[FitInfo]:
-    """A calibrator's usable fits, most recent first (ties: the larger fit id)."""
-    return sorted((f for f in fits if f.any_good_tile), key=lambda f: (-f.ran_at, -f.fitid))
+    """A calibrator's usable fits: the preferred one, then most recent first (ties: the larger fit id); never retired ones."""
+    return sorted((f for f in fits if f.any_good_tile and not f.retired),
+                  key=lambda f: (not f.preferred, -f.ran_at, -f.fitid))
 
 
 def _cal_order(target: Target, cal: Calibrator, criteria: Criteria) -> tuple[int, bool, int]:
@@ -154,23 +166,26 @@ def _cal_order(target: Target, cal: Calibrator, criteria: Criteria) -> tuple[int
 
 
 def select(target: Target, calibrators: list[Calibrator], criteria: Criteria,
-           gates: GateInput | None = None) -> Selection:
+           gates: GateInput | None = None, epochs: tuple[Epoch, ...] = ()) -> Selection:
     """Rank every usable (calibrator, fit) for the target, best first, as get_cal_fits lists them.
 
     With a quality gate on, ``gates`` holds the fits' facts; a fit failing a gate becomes a
     rejection (code ``gate``) naming the fit, the gate and its figures, in ranking order.
+    ``epochs`` are the validity epochs in force (``steering``): a whole one refuses the calibrators
+    across it (code ``epoch``), a partial one leaves them with a ``masking`` of tiles to NaN.
     """
     if criteria.gated and gates is None:
         raise ValueError("the quality gates need the fits' quality facts (GateInput)")
     out = Selection()
     for cal in sorted(calibrators, key=lambda c: _cal_order(target, c, criteria)):
         offset = abs(cal.obsid - target.obsid)
-        found = _check(target, cal, criteria)
+        found = _check(target, cal, criteria, epochs)
         if found:
             out.rejected.append(Rejection(cal.obsid, offset, found[1], code=found[0]))
             continue
+        masked = masking(between(epochs, cal.obsid, target.obsid))
         if not criteria.need_fit:
-            out.candidates.append(Candidate(cal, None, offset))
+            out.candidates.append(Candidate(cal, None, offset, masked))
             continue
         for fit in _fit_order(cal.fits):
             figures = gates.figures(fit.fitid, cal.obsid) if criteria.gated else None
@@ -179,7 +194,7 @@ def select(target: Target, calibrators: list[Calibrator], criteria: Criteria,
                 out.rejected.append(Rejection(cal.obsid, offset, f"fit {fit.fitid} {problem}", code="gate",
                                               fitid=fit.fitid, figures=figures))
             else:
-                out.candidates.append(Candidate(cal, fit, offset))
+                out.candidates.append(Candidate(cal, fit, offset, masked))
     if criteria.prefer_fitid is not None:
         preferred = [c for c in out.candidates if c.fit and c.fit.fitid == criteria.prefer_fitid]
         out.candidates = preferred + [c for c in out.candidates if c not in preferred]
@@ -187,7 +202,7 @@ def select(target: Target, calibrators: list[Calibrator], criteria: Criteria,
 
 
 def prefer_problem(target: Target, calibrators: list[Calibrator], criteria: Criteria,
-                   selection: Selection) -> str | None:
+                   selection: Selection, epochs: tuple[Epoch, ...] = ()) -> str | None:
     """Why ``prefer_fitid`` is not a candidate for this target, or None when it is (or not asked)."""
     fitid = criteria.prefer_fitid
     if fitid is None or (selection.best and selection.best.fit and selection.best.fit.fitid == fitid):
@@ -195,7 +210,9 @@ def prefer_problem(target: Target, calibrators: list[Calibrator], criteria: Crit
     for cal in calibrators:
         for fit in cal.fits:
             if fit.fitid == fitid:
-                reason = _reason(target, cal, criteria)
+                if fit.retired:
+                    return f"fit {fitid} is retired: {fit.retired}"
+                reason = _reason(target, cal, criteria, epochs)
                 if reason:
                     return f"fit {fitid} is of calibrator {cal.obsid}, which {reason}"
                 if not fit.any_good_tile:

@@ -6,11 +6,15 @@ from dataclasses import dataclass, field
 
 from chalicelib import metadata
 from chalicelib.db import selection as queries
+from chalicelib.db import steering as steering_queries
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.selection.explain import explain
 from chalicelib.selection.gates import GateInput, gate_problem
 from chalicelib.selection.rules import (Calibrator, Criteria, Rejection, Selection, Target, nearest_rejected,
                                         prefer_problem, select, window)
+
+
+STEERING_CODES = ("retired", "epoch")  # rejections an operator caused (README "Operating the selection")
 
 
 @dataclass
@@ -53,11 +57,12 @@ def choose(obs_id: int, criteria: Criteria) -> Outcome:
     target = load_target(obs_id)
     low, high = window(target, criteria)
     calibrators = queries.calibrators_near(obs_id, low, high)
+    epochs = steering_queries.epochs_between(low, high)
     gates = None
     if criteria.gated:
         gates = GateInput.for_target(queries.observation_tiles(obs_id), queries.fit_qualities(_all_fits(calibrators)))
-    sel = select(target, calibrators, criteria, gates)
-    problem = prefer_problem(target, calibrators, criteria, sel)
+    sel = select(target, calibrators, criteria, gates, epochs=epochs)
+    problem = prefer_problem(target, calibrators, criteria, sel, epochs)
     if problem:
         raise NotFound(problem, parameter="prefer_fitid", searched=_searched(target, criteria, low, high))
     if not sel.candidates:
@@ -65,8 +70,11 @@ def choose(obs_id: int, criteria: Criteria) -> Outcome:
         gated = [r for r in sel.rejected if r.code == "gate"]
         details = {"gate": _gate_name(gated[0], criteria)} if gated else {}
         passing = f" passing {details['gate']}" if gated else ""
+        steered = [r for r in sel.rejected if r.code in STEERING_CODES]
+        because = f"; operators' steering: calibrator {steered[0].obsid} {steered[0].reason}" if steered else ""
         raise NotFound(
-            f"no valid {what}{passing} for observation {obs_id} within {criteria.max_time_separation} s",
+            f"no valid {what}{passing} for observation {obs_id} within {criteria.max_time_separation} s{because}",
+            steering=[{"cal_id": r.obsid, "code": r.code, "reason": r.reason} for r in steered],
             searched=_searched(target, criteria, low, high), nearest_rejected=nearest_rejected(sel), **details)
     return Outcome(target=target, selection=sel, calibrators=calibrators)
 

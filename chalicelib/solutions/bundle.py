@@ -87,6 +87,8 @@ class ZipSpec:
     target_db: float | None = None  # correct_attenuation: the target's gain_control_value (None: no correction)
     cal_db: float | None = None  # correct_attenuation: the calibrator's (cal_obsid) gain_control_value
     source: str = TABLE  # TABLE (rebuilt from the rows) or FILE (the fit's own hyperdrive files)
+    nan_tiles: frozenset[int] = frozenset()  # tile ids served as NaN (a partial validity epoch); name it in variant
+    nan_receivers: frozenset[int] = frozenset()  # receivers whose tiles are served as NaN
 
     def __post_init__(self) -> None:
         if self.output_format not in WRITERS:
@@ -189,7 +191,7 @@ def _solution(spec: ZipSpec) -> CalibrationSolution:
     attenuation correction when asked."""
     tiles = _target_tiles(spec)
     if spec.after is not None:
-        return interpolated(spec, tiles)
+        return _masked(spec, interpolated(spec, tiles))
     if spec.source == FILE:
         from chalicelib.solutions.from_files import file_solution
 
@@ -202,6 +204,17 @@ def _solution(spec: ZipSpec) -> CalibrationSolution:
                        spec.fitid)
     if _factor(spec, spec.cal_db) != 1.0:
         sol.jones = correct_jones(sol.jones, spec.target_db, spec.cal_db)
+    return _masked(spec, sol)
+
+
+def _masked(spec: ZipSpec, sol: CalibrationSolution) -> CalibrationSolution:
+    """The tiles a partial validity epoch refuses (by tile id or receiver) served as NaN, from any source."""
+    if not (spec.nan_tiles or spec.nan_receivers):
+        return sol
+    bad = [i for i, t in enumerate(sol.tiles) if t.tile_id in spec.nan_tiles or t.rx in spec.nan_receivers]
+    if bad:
+        sol.jones = sol.jones.copy()
+        sol.jones[:, bad] = complex(float("nan"), float("nan"))
     return sol
 
 

@@ -23,6 +23,19 @@ TABLES = ("receivers", "tiles")
 EAGER_PLOTS = 2  # the first plots load at once (the first one first); the rest when scrolled near
 
 
+def compare_links(fitid: int, obsid: int) -> list[dict[str, str]]:
+    """Links to /calib/compare: with the previous fit of this calibrator, and with the newest fit of its source."""
+    partners = sql.comparison_partners(fitid, obsid)
+    out = []
+    for key, label in (("previous", "previous fit of this calibrator"), ("newest_of_source", "newest fit of this source")):
+        other = partners[key]
+        if other:
+            out.append({"label": f"compare with the {label} ({other['fitid']})",
+                        "url": "compare?" + urlencode({"fitid_a": fitid, "obsid_a": obsid, "fitid_b": other["fitid"],
+                                                       "obsid_b": other["obsid"]})})
+    return out
+
+
 def load(fitid: int) -> dict[str, Any]:
     """The fit's header, observations and tables (unsorted); NotFound when there is no such fit."""
     obs_rows = sql.fit_observations(fitid)
@@ -43,7 +56,9 @@ def load(fitid: int) -> dict[str, Any]:
         "ran_utc": gpstime.format_utc(ran),
         "niter_limit": page.niter_limit(first.get("fit_niter"), first.get("fit_limit")),
         "source_list": first.get("source_list") or "",
-        "observations": [page.observation_entry(fitid, int(r["obsid"]), r.get("obsname")) for r in obs_rows],
+        "retired": first.get("retired"),  # an operator retired it: the reason
+        "observations": [{**page.observation_entry(fitid, int(r["obsid"]), r.get("obsname")),
+                          "compare": compare_links(fitid, int(r["obsid"]))} for r in obs_rows],
         "receivers": fitstats.receiver_medians(delays),
         "solution_tiles": solution_tiles,
         "tiles": fitstats.tile_medians(delays, settings().model_error_threshold_rad),

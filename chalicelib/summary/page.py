@@ -156,6 +156,7 @@ def group_fits(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "ran_awst": gpstime.format_awst(ran),
                 "ran_utc": gpstime.format_utc(ran),
                 "niter_limit": niter_limit(r.get("fit_niter"), r.get("fit_limit")),
+                "retired": r.get("retired"),  # an operator retired it: the reason (struck through on the page)
                 "observations": [],
             }
         fit["observations"].append(observation_entry(fitid, int(r["obsid"]), r.get("obsname")))
