@@ -144,23 +144,23 @@ def _aocal():
     f = find("read_aocal")((fixtures / "1186438304" / "1186438304_ch142-149_solutions.bin").read_bytes())
     n_ant, n_chan = f.jones.shape[1:3]
     sol = solution_from(f.jones, [f"Tile{a:03d}" for a in range(n_ant)], range(n_ant),
-                        [100e6 + 40e3 * c for c in range(n_chan)], [(f.start_time, f.end_time)], 1186438304)
+                        [100e6 + 40e3 * c for c in range(n_chan)], [tuple(f.times_gps[0])], 1186438304)
     written = find("write_aocal")(sol)
     save("aocal.bin", written)
     again = find("read_aocal")(written)
-    report["read_back"]["aocal"] = {"shape": list(again.jones.shape), "start": again.start_time}
+    report["read_back"]["aocal"] = {"shape": list(again.jones.shape), "start": again.times_gps[0][0]}
 
 
 @step("hyperdrive and flags")
 def _hyperdrive():
     h = find("read_hyperdrive")(fixtures / "1369821496" / "hyp_soln_1369821496_ch170_solutions.fits")
-    sol = solution_from(h.jones, h.tile_names, h.tile_antennas.tolist(), h.chanblock_freqs,
-                        [(float(s), float(e)) for s, e, _ in h.timeblocks], h.obsid)
+    sol = solution_from(h.jones, [t.name for t in h.tiles], [t.antenna for t in h.tiles], h.freqs_hz,
+                        [(float(s), float(e)) for s, e in h.times_gps], h.cal_obsid)
     written = find("write_hyperdrive")(sol)
     save("hyperdrive.fits", written)
     again = find("read_hyperdrive")(written)
-    report["read_back"]["hyperdrive"] = {"obsid": again.obsid, "shape": list(again.jones.shape),
-                                         "tile_names": again.tile_names}
+    report["read_back"]["hyperdrive"] = {"obsid": again.cal_obsid, "shape": list(again.jones.shape),
+                                         "tile_names": [t.name for t in again.tiles]}
     flagged = sol.flagged_antennas()
     save("flagged_tiles.txt", find("flagged_tiles_text")(flagged))
     save("flags.py", find("casa_flag_script")(h.obsid, [sol.tiles[a].name for a in flagged]))

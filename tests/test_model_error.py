@@ -168,7 +168,7 @@ def test_manifest_landing_stores_the_model_error_and_the_fit_page_marks_the_14(m
         assert np.array_equal(np.isfinite(got), ok)
         assert np.allclose(np.exp(1j * got[ok]), np.exp(1j * np.angle(z[ok])), atol=1e-5)
         r = client.http.get(f"/calib/plot/phasefit?fitid={FITID}&obsid={CAL}")
-        assert r.status_code == 302 and "/plots/v1/phasefit/" in r.headers["Location"]
+        assert r.status_code == 302 and "/plots/v2/phasefit/" in r.headers["Location"]
 
 
 def test_site_pipeline_landing_fills_the_model_error(clean_db, aws, originals):

@@ -170,9 +170,9 @@ def test_plot_images_have_their_size_every_width_and_load_lazily_after_the_secon
 
     doc = fx.parse_html(client.http.get(f"/calib/fit?fitid={fx.F_MWA}").body.decode())
     imgs = doc.find_all("img", "plot")
-    assert len(imgs) == 10
-    assert [i.attrs.get("loading") for i in imgs] == ["eager", "eager"] + ["lazy"] * 8
-    assert [i.attrs.get("fetchpriority") for i in imgs] == ["high"] + [None] * 9
+    assert len(imgs) == 12  # six kinds, two observations
+    assert [i.attrs.get("loading") for i in imgs] == ["eager", "eager"] + ["lazy"] * 10
+    assert [i.attrs.get("fetchpriority") for i in imgs] == ["high"] + [None] * 11
     for img in imgs[:5] + imgs[-1:]:
         candidates = dict(reversed(c.rsplit(" ", 1)) for c in img.attrs["srcset"].split(", "))
         assert sorted(candidates) == ["1440w", "480w", "960w"]
