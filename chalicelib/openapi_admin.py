@@ -21,8 +21,15 @@ def _ref(kind: str, name: str) -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}
 
 
-def _q(name: str, description: str, schema: dict, required: bool = False) -> dict:
-    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+def _q(name: str, description: str, schema: dict, required: bool = False, example: Any = None) -> dict:
+    out = {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+    if example is not None:
+        out["example"] = example
+    return out
+
+
+# The demo's real 256-tile fit (openapi.EXAMPLE_CAL_ID / EXAMPLE_FITID), so the examples work on the local stack.
+_EXAMPLE_CAL, _EXAMPLE_FIT = 1457865688, 1773831785589944
 
 
 _INT = {"type": "integer", "format": "int64", "minimum": 0}
@@ -67,9 +74,11 @@ def paths() -> dict[str, Any]:
                        "arg(J_a conj J_b), median and rms over channels, XX and YY",
             "description": "Each side is a fit (fitid_x with its calibrator obsid_x) or, with obsid_x alone, "
                            "the solution served for that observation (the normal selection).",
-            "parameters": [_q("obsid_a", "side a: the fit's calibrator, or a target", _INT, required=True),
+            "parameters": [_q("obsid_a", "side a: the fit's calibrator, or a target", _INT, required=True,
+                              example=_EXAMPLE_CAL),
                            _q("fitid_a", "side a's fit (else the one served for obsid_a)", _INT),
-                           _q("obsid_b", "side b: the fit's calibrator, or a target", _INT, required=True),
+                           _q("obsid_b", "side b: the fit's calibrator, or a target", _INT, required=True,
+                              example=_EXAMPLE_CAL),
                            _q("fitid_b", "side b's fit (else the one served for obsid_b)", _INT),
                            _q("max_time_separation", "selection window for a served side (seconds)",
                               {**_INT, "default": 86400, "maximum": 10 * 365 * 86400}),

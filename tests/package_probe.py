@@ -163,7 +163,7 @@ def _hyperdrive():
                                          "tile_names": [t.name for t in again.tiles]}
     flagged = sol.flagged_antennas()
     save("flagged_tiles.txt", find("flagged_tiles_text")(flagged))
-    save("flags.py", find("casa_flag_script")(h.obsid, [sol.tiles[a].name for a in flagged]))
+    save("flags.py", find("casa_flag_script")(h.cal_obsid, [sol.tiles[a].name for a in flagged]))
 
 
 @step("metafits")

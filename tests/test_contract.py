@@ -265,7 +265,10 @@ def _cases() -> list[tuple[str, str, GenerationMode]]:
     out = []
     for path, item in openapi.document()["paths"].items():
         for method, op in item.items():
-            out.append((path, method, GenerationMode.POSITIVE))
+            # the admin routes answer 403 to an unsigned caller: API Gateway's IAM authorizer, not the app,
+            # admits the signed ones (tests/test_admin_*.py cover them), so valid data is not "accepted" here
+            if {"aws_iam": []} not in op.get("security", []):
+                out.append((path, method, GenerationMode.POSITIVE))
             if op.get("parameters") or op.get("requestBody"):
                 out.append((path, method, GenerationMode.NEGATIVE))
     return out

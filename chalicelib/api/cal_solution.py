@@ -61,7 +61,8 @@ def get_cal_selection(query: Mapping[str, str] | None) -> Response:
 def selection_explanation(query: Mapping[str, str] | None) -> dict:
     """The explanation for the query's obs_id and selection parameters (the page renders the same dict)."""
     obs = params.observation_id(query)
-    params.choice(query, "output_format", FORMATS, default="aocal")  # accepted as on get_cal_solution
+    output_format = params.choice(query, "output_format", FORMATS, default="aocal")  # accepted as on get_cal_solution
+    params.choice(query, "source", SOURCES, default=default_source(output_format))
     _fine_chan(query)
     params.flag(query, "nocache", default=False)
     wanted = solution_criteria(query)

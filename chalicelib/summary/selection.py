@@ -12,10 +12,9 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from chalicelib import params
+from chalicelib import gpstime, params
+from chalicelib.api.cal_solution import selection_explanation
 from chalicelib.selection.criteria import interpolate, solution_criteria
-from chalicelib.selection.service import explanation
-from chalicelib import gpstime
 
 FORM_FIELDS = ("obs_id", "max_time_separation", "allow_after", "prefer_fitid", "min_tile_fraction",
                "min_phase_quality", "interpolate", "correct_attenuation")
@@ -31,7 +30,7 @@ def page_data(query: Mapping[str, str] | None) -> dict[str, Any]:
     obs = params.observation_id(query)
     wanted = solution_criteria(query)
     interp = interpolate(query)
-    exp = explanation(obs, wanted, interpolate=interp)
+    exp = selection_explanation(query)  # every get_cal_solution parameter read (and refused) as there
     asked = {k: (query or {}).get(k) for k in FORM_FIELDS if (query or {}).get(k) not in (None, "")}
     passthrough = {k: v for k, v in asked.items() if k != "obs_id"}
     tiles = exp["tiles"]
