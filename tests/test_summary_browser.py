@@ -401,3 +401,41 @@ def test_fit_page_line_error_column_marks_the_14_long_baseline_tiles_in_a_browse
     ARTIFACTS.mkdir(exist_ok=True)
     browser(fit_url + "&tile_sort=-model_error_x_rad#tiles", screenshot=ARTIFACTS / "fit-model-error.png",
             width=1280, height=2400)
+
+
+# ------------------------------------------------------------------ a fit retired by an operator
+
+RETIRE_REASON = "receiver 3 cable fault during the fit"
+
+
+
+def _post(url: str) -> int:
+    u = urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    conn.request("POST", f"{u.path}?{u.query}")
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_a_retired_fit_is_struck_through_with_its_reason(local_service):
+    base = local_service
+    assert _post(f"{base}/calib/admin/retire?" + urlencode({"fitid": fx.F_CALVIN, "why": RETIRE_REASON})) == 200
+    week = urlencode({"start": "2026-03-12T00:00", "end": "2026-03-18T23:59"})
+    doc = fx.parse_html(browser(f"{base}/calib/summary?{week}"))
+    struck = doc.find_all("del", "retired")
+    assert [d.find("a", "fitid").text() for d in struck] == [str(fx.F_CALVIN)]
+    assert struck[0].attrs["title"] == f"retired: {RETIRE_REASON}"
+    reasons = [s.text() for s in doc.find_all("span", "retired-reason")]
+    assert reasons == [f"retired: {RETIRE_REASON}"]
+    # the other fits are not struck through
+    assert {a.text() for a in doc.find_all("a", "fitid")} - {str(fx.F_CALVIN)} == {
+        str(fx.F_MWA), str(fx.F_C_CALVIN), str(fx.F_C_MWA)}
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser(f"{base}/calib/summary?{week}", screenshot=ARTIFACTS / "summary-retired.png", width=1280, height=1000)
+
+    fit = fx.parse_html(browser(f"{base}/calib/fit?fitid={fx.F_CALVIN}"))
+    assert fit.find("h1").find("del", "retired").text() == str(fx.F_CALVIN)
+    assert RETIRE_REASON in fit.find("p", "retired-reason").text()
+    other = fx.parse_html(browser(f"{base}/calib/fit?fitid={fx.F_MWA}"))
+    assert other.find_all("del") == [] and other.find_all("p", "retired-reason") == []
