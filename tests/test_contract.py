@@ -130,6 +130,8 @@ def test_an_empty_typed_parameter_is_a_400_naming_it(demo_app):
             "fine_chan_khz", "asvo_job_id", "cal_id", "nocache"} <= names
     with Client(demo_app) as client:
         for path, query, name in cases:
+            if path.startswith("/calib/selection"):
+                continue  # the selection page's form sends its empty fields: there an empty field is "not given"
             r = client.http.get(f"{path}?{urlencode({**query, name: ''})}")
             assert r.status_code == 400, (path, name, r.status_code)
             if r.headers["Content-Type"].startswith("application/json"):

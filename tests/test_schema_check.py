@@ -101,7 +101,7 @@ def test_an_mwa_like_database_gets_each_difference_named_and_a_non_zero_exit(mwa
         assert re.search(rf"^  create   {ours}: \d+ columns, created by 0001_schema.sql$", out, re.M), ours
     assert "  ok       mwa_setting: 7 of 7 columns as needed; 1 other column not used" in out
     assert "  partial  calibration_solutions: 22 of 23 columns as needed" in out
-    assert "result: 2 problems (1 missing, 1 of another type); the migrations would create 3 tables and add 9 columns" \
+    assert "result: 2 problems (1 missing, 1 of another type); the migrations would create 9 tables and add 9 columns" \
         in out
 
 
@@ -166,6 +166,11 @@ ADDING = (
     re.compile(r"^CREATE (UNIQUE )?INDEX IF NOT EXISTS \w+ ON \w+ ", re.I),
     re.compile(r"^ALTER TABLE \w+ ADD COLUMN IF NOT EXISTS \w+ [^,]*$", re.I),
 )
+# our own append-only audit table (0006): the rules and the REVOKE that keep it append-only, on it alone
+APPEND_ONLY = (
+    re.compile(r"^CREATE OR REPLACE RULE \w+ AS ON (UPDATE|DELETE) TO operator_audit DO INSTEAD NOTHING$", re.I),
+    re.compile(r"^REVOKE UPDATE, DELETE, TRUNCATE ON operator_audit FROM PUBLIC$", re.I),
+)
 # ON DELETE / ON UPDATE are foreign-key clauses, not statements
 CHANGING = re.compile(r"\b(?:DROP|RENAME|TRUNCATE)\b|(?<!ON )\b(?:DELETE|UPDATE)\b"
                       r"|\bALTER\s+(?:COLUMN\s+)?\w+\s+(?:SET\s+DATA\s+)?TYPE\b", re.I)
@@ -173,6 +178,8 @@ CHANGING = re.compile(r"\b(?:DROP|RENAME|TRUNCATE)\b|(?<!ON )\b(?:DELETE|UPDATE)
 
 def not_adding(statement: str) -> str | None:
     """Why a migration statement does more than add (None when it only adds, safely re-runnable)."""
+    if any(p.match(statement) for p in APPEND_ONLY):
+        return None
     if m := CHANGING.search(statement):
         return f"{m.group(0).upper()} in: {statement[:120]}"
     if not any(p.match(statement) for p in ADDING):

@@ -279,7 +279,7 @@ def test_pages_pass_axe_keep_their_layout_and_serve_every_plot_width(local_servi
     # being the full drawing's size (drawn here first, so the browser finds them stored)
     doc = fx.parse_html(get_no_redirect(fit_url)[2].decode())
     imgs = doc.find_all("img", "plot")
-    assert len(imgs) == 10
+    assert len(imgs) == 12  # six kinds, two observations
     for img in imgs:
         widths = {}
         for candidate in img.attrs["srcset"].split(", "):
@@ -317,9 +317,9 @@ def test_pages_pass_axe_keep_their_layout_and_serve_every_plot_width(local_servi
         assert summary["keyboard"]["first"]["href"] == "#fits" and fit["keyboard"]["first"]["href"] == "#receivers"
         # images: sized before they load (no layout shift), the first two eager, the first one urgent
         images = fit["images"]
-        assert len(images) == 10
-        assert [i["loading"] for i in images] == ["eager", "eager"] + ["lazy"] * 8
-        assert [i["fetchpriority"] for i in images] == ["high"] + [None] * 9
+        assert len(images) == 12  # six kinds, two observations
+        assert [i["loading"] for i in images] == ["eager", "eager"] + ["lazy"] * 10
+        assert [i["fetchpriority"] for i in images] == ["high"] + [None] * 11
         for i in images:
             assert i["width"] and i["height"] and i["sizes"], i
             shown = i["shown"]

@@ -26,7 +26,10 @@ def selection_url(obsid: int) -> str:
 
 
 def page_data(query: Mapping[str, str] | None) -> dict[str, Any]:
-    """Everything the selection template shows; BadRequest (naming the parameter) on a bad value."""
+    """Everything the selection template shows; BadRequest (naming the parameter) on a bad value.
+
+    The page's form sends every field, empty ones too: on this page an empty field means "not given"."""
+    query = {k: v for k, v in (query or {}).items() if v != ""}
     obs = params.observation_id(query)
     wanted = solution_criteria(query)
     interp = interpolate(query)
