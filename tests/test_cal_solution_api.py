@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
-import zipfile
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from chalicelib.formats.metafits import calibdata_rows, fit_from_metafits, obser
 from tests.factories import fit, observation, seed, solution_rows, tiles
 from tests.flag_script import tiles_flagged
 from tests.mwa_files import mwa_file
+from tests.served_files import fetch_zip, read_bin
 
 C = 299792458.0
 REAL_TARGET = 1457904016
@@ -36,16 +35,6 @@ def get(client, path: str):
     return client.http.get(path)
 
 
-def fetch_zip(client, path: str) -> zipfile.ZipFile:
-    r = get(client, path)
-    assert r.status_code == 302, r.body
-    url = r.headers["Location"]
-    got = requests.get(url, timeout=10)  # moto serves the presigned URL
-    assert got.status_code == 200
-    assert "X-Amz-Signature" in url and "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url  # SigV4
-    return zipfile.ZipFile(io.BytesIO(got.content))
-
-
 @pytest.fixture
 def real_fit(clean_db):
     """The target 1457904016 and its calibrator, seeded from the real CALIBDATA in its metafits."""
@@ -55,17 +44,6 @@ def real_fit(clean_db):
                       tiles=target.tiles, name="calibrator")
     seed([target, cal], [(fit_from_metafits(info), calibdata_rows(info))])
     return info
-
-
-def read_bin(data: bytes):
-    """An independent reading of the AO-cal layout in domain.md."""
-    magic, = struct.unpack_from("<8s", data, 0)
-    ftype, stype, n_int, n_ant, n_chan, n_pol = struct.unpack_from("<6I", data, 8)
-    start, end = struct.unpack_from("<2d", data, 32)
-    assert magic == b"MWAOCAL\0" and (ftype, stype, n_pol) == (0, 0, 4)
-    assert len(data) == 48 + 64 * n_int * n_ant * n_chan
-    values = np.frombuffer(data, dtype="<f8", offset=48).reshape(n_int, n_ant, n_chan, 4, 2)
-    return values[..., 0] + 1j * values[..., 1], start, end
 
 
 def test_real_fit_rebuilt_bin_matches_calibdata(client, real_fit, tmp_path):

@@ -13,7 +13,7 @@ from chalice.test import Client
 
 from chalicelib import db
 from tests.factories import fit, observation, seed, solution_rows, tiles
-from tests.test_cal_solution_api import fetch_zip, read_bin
+from tests.served_files import fetch_zip, read_bin
 
 TARGET = 1_400_000_000
 NEAR, FAR = TARGET - 600, TARGET - 5000  # two calibrators before the target
