@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from chalicelib.selection.rules import Criteria, nearest_rejected, prefer_problem, select
 from chalicelib.selection.steering import Epoch, between
-from tests.test_selection_rules import T, cal, fit
+from tests.selection_records import T, cal, fit
 
 
 def fitids(sel):
