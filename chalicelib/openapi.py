@@ -253,7 +253,11 @@ def _components() -> dict[str, Any]:
         "interpolate": _flag_param(
             "interpolate", "1: with qualifying calibrators both before and after the target, the solution is the "
             "time-weighted combination of the nearest one on each side (w = (t_after - t) / (t_after - t_before) "
-            "on the one before); otherwise the normal answer. Not with prefer_fitid", 0),
+            "on the one before); otherwise the normal answer. Not with prefer_fitid. From the table, the two "
+            "fits' rows are combined; from the files (source=file, or best when both fits have files), each "
+            "fit's own Jones on the target's tiles, both divided by the phase of one reference tile (the fits' "
+            "own, the tile their rows hold at 0, when it serves both), then w J_b + (1 - w) J_a, on one grid "
+            "(fine_chan_khz, default the coarser of the two native widths)", 0),
         "correct_attenuation": _flag_param(
             "correct_attenuation", "1: calibrators of any gain_control_value qualify and every Jones is scaled "
             "by 10^((A_target - A_cal)/20); at equal distance the target's own attenuation wins. Needs equal "
@@ -286,7 +290,9 @@ def _solution_params() -> list[dict]:
                       "the native width)", FINE_CHAN_KHZ, 40),
         _choice_param("source", "where the Jones come from: table (the default for aocal), file (404 when "
                       "the fit has no solution files), best (file when the fit has files, else table; the "
-                      "default for hyperdrive and auto); an interpolated answer is always from the table",
+                      "default for hyperdrive and auto). Interpolated: file needs both fits' files (else the 404 "
+                      "for the fit lacking them); best is file only when both fits have files, else the table "
+                      "interpolation for both",
                       SOURCES, None),
     ]
 

@@ -14,7 +14,7 @@ from chalicelib.selection.gates import FitQuality, GateInput
 from chalicelib.selection.rules import Calibrator, Criteria, FitInfo, Target, select
 from chalicelib.selection.sides import choose_sides
 from chalicelib.solutions.interpolate import (combine_jones, cut_channels, interpolate_rows, reference_phase,
-                                              weight)
+                                              shared_reference, weight)
 
 C = 299792458.0
 NAN = math.nan
@@ -189,6 +189,23 @@ def test_jones_are_referred_to_each_sides_own_reference_then_mixed():
     r = reference_phase(jb, 0)
     np.testing.assert_allclose(r[0, :, 0].imag, 0, atol=1e-15)
     assert (r[0, :, 0].real > 0).all() and (r[0, :, 3].real > 0).all()
+
+
+def test_one_reference_tile_for_both_sides_the_fits_own_when_it_serves_both():
+    ones = np.ones((4, 3, 4), dtype=complex)  # tiles with ids 30, 20, 40, 10 (Antenna order), 3 channels
+    ids = [30, 20, 40, 10]
+    b, a = ones.copy(), ones.copy()
+    b[:, 2] = NAN  # channel 2 flagged before: no tile has it on both sides, so it does not count
+    assert shared_reference(b, a, ids, [20, 30]) == (1, 1)  # the fit before's own reference
+    a[1, 0, 3] = 0  # tile 20 has no YY phase after in channel 0: the fit after's reference is next
+    assert shared_reference(b, a, ids, [20, 30]) == (0, 0)
+    a[0, 1] = NAN  # neither serves every channel: the tile usable on both in the most, lowest id first
+    assert shared_reference(b, a, ids, [20, 30]) == (3, 3)
+    assert shared_reference(b, a, ids, [None, 99]) == (3, 3)  # unknown references: the same rule
+    only_b, only_a = ones.copy(), ones.copy()
+    only_b[[0, 3]] = NAN
+    only_a[[1, 2]] = NAN  # no tile on both sides: each side its own most usable, lowest id first
+    assert shared_reference(only_b, only_a, ids, [20]) == (1, 3)
 
 
 # ---- choosing the two sides

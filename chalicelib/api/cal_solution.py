@@ -21,8 +21,9 @@ from chalicelib.selection.rules import Candidate, Criteria, Target
 from chalicelib.selection.service import Outcome, choose, explanation
 from chalicelib.selection.sides import choose_sides
 from chalicelib.solutions.bundle import FINE_CHAN_KHZ, FORMATS, Side, ZipSpec, deliver, resolve_format
-from chalicelib.solutions.sources import (FILE, SOURCES, TABLE, TABLE_FINE_CHAN_KHZ, default_source, native_width_khz,
-                                          resolve_source, served_width_khz)
+from chalicelib.solutions.files import SolutionFile
+from chalicelib.solutions.sources import (FILE, SOURCES, TABLE, TABLE_FINE_CHAN_KHZ, default_source,
+                                          interpolated_width_khz, native_width_khz, resolve_source, served_width_khz)
 from chalicelib.web import json_response, redirect
 
 
@@ -73,17 +74,26 @@ def solution_spec(outcome: Outcome, wanted: Criteria, interp: bool, *, output_fo
                   nocache: bool, source: str = TABLE) -> ZipSpec:
     """The zip for the outcome: the nearest fit, or both sides' when interpolating (never with prefer_fitid).
 
-    Interpolation combines the two fits' table rows, so an interpolated answer is always ``source=table``."""
+    Interpolating, the source is resolved for both fits (``sources``: ``file`` needs both fits' files,
+    ``best`` is ``file`` only when both have them) and both are served on one grid."""
     target = outcome.target
     sides = None
     if interp and wanted.prefer_fitid is None:
         sides = choose_sides(target, outcome.selection.candidates)
-    best = sides.before if sides else outcome.selection.best
-    spec = zip_spec(target.obsid, best, target.channels, output_format=output_format, fine_chan_khz=fine_chan_khz,
-                    nocache=nocache, source=TABLE if sides else source,
-                    correct_to=target if wanted.correct_attenuation else None)
+    correct_to = target if wanted.correct_attenuation else None
     if sides is None:
-        return spec
+        return zip_spec(target.obsid, outcome.selection.best, target.channels, output_format=output_format,
+                        fine_chan_khz=fine_chan_khz, nocache=nocache, source=source, correct_to=correct_to)
+    served_b, files_b = _source(sides.before, target.channels, source)
+    served_a, files_a = _source(sides.after, target.channels, source)
+    if served_b == FILE and served_a == FILE:
+        served = FILE
+        width = interpolated_width_khz(fine_chan_khz, native_width_khz(files_b, target.channels),
+                                       native_width_khz(files_a, target.channels))
+    else:
+        served, width = TABLE, TABLE_FINE_CHAN_KHZ if fine_chan_khz is None else fine_chan_khz
+    spec = _spec(target.obsid, sides.before, target.channels, served, files_b, width, output_format=output_format,
+                 nocache=nocache, variant=(), correct_to=correct_to)
     after = sides.after.calibrator
     return replace(spec, weight=sides.weight,
                    after=Side(cal_obsid=after.obsid, cal_stoptime=after.stoptime, cal_channels=tuple(after.channels),
@@ -99,13 +109,27 @@ def zip_spec(obs_id: int, cand: Candidate, target_channels: Sequence[int], *, ou
     ``fine_chan_khz`` None: 40 kHz from the table, the native chanblock width from the files.
     ``correct_to``: the target whose attenuation the Jones are scaled to (correct_attenuation=1).
     """
-    cal, fit = cand.calibrator, cand.fit
-    files = solution_files.of_fit(fit.fitid, cal.obsid) if source != TABLE else []
-    served = resolve_source(source, files, target_channels, fit.fitid, cal.obsid)
+    served, files = _source(cand, target_channels, source)
     if served == FILE:
         width = served_width_khz(fine_chan_khz, native_width_khz(files, target_channels))
     else:
         width = TABLE_FINE_CHAN_KHZ if fine_chan_khz is None else fine_chan_khz
+    return _spec(obs_id, cand, target_channels, served, files, width, output_format=output_format, nocache=nocache,
+                 variant=variant, correct_to=correct_to)
+
+
+def _source(cand: Candidate, target_channels: Sequence[int], source: str) -> tuple[str, list[SolutionFile]]:
+    """One (calibrator, fit)'s source, ``table`` or ``file`` (404: ``file`` without files), and its files."""
+    cal, fit = cand.calibrator, cand.fit
+    files = solution_files.of_fit(fit.fitid, cal.obsid) if source != TABLE else []
+    return resolve_source(source, files, target_channels, fit.fitid, cal.obsid), files
+
+
+def _spec(obs_id: int, cand: Candidate, target_channels: Sequence[int], served: str, files: Sequence[SolutionFile],
+          width: float, *, output_format: str, nocache: bool, variant: tuple[str, ...],
+          correct_to: Target | None) -> ZipSpec:
+    """The ZipSpec of a (calibrator, fit) whose source and width are resolved."""
+    cal, fit = cand.calibrator, cand.fit
     if cand.masking:  # partial validity epochs: those tiles NaN, cached apart
         variant = variant + ("epoch" + "-".join(map(str, sorted(cand.masking.epoch_ids))),)
     return ZipSpec(obs_id=obs_id, target_channels=tuple(target_channels), cal_obsid=cal.obsid,

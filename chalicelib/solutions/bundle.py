@@ -2,7 +2,9 @@
 
 ``ZipSpec.source`` says which (:mod:`chalicelib.solutions.sources`): ``table`` rebuilds from
 ``calibration_solutions`` (:mod:`rebuild`), ``file`` converts the fit's hyperdrive files exactly
-(:mod:`from_files`); the cache key of a file answer carries ``-file``.
+(:mod:`from_files`); the cache key of a file answer carries ``-file``. Interpolated, ``file``
+combines both fits' files (:func:`interpolated_from_files`, ``interpolate.combine_jones``), ``table``
+their rows (:func:`interpolated`).
 
 ``WRITERS`` is the one place an output format is chosen (format -> writer and file name);
 ``resolve_format`` turns ``auto`` into one of them, once per request, when the ``ZipSpec`` is made.
@@ -24,7 +26,7 @@ from chalicelib.formats.bundle import build_zip
 from chalicelib.formats.flags import casa_flag_script, flagged_tiles_text
 from chalicelib.formats.hyperdrive import write_hyperdrive
 from chalicelib.solutions.attenuation import attenuation_factor, correct_jones, correct_rows
-from chalicelib.solutions.interpolate import cut_channels, interpolate_rows
+from chalicelib.solutions.interpolate import combine_jones, cut_channels, interpolate_rows, shared_reference
 from chalicelib.solutions.rebuild import assemble
 from chalicelib.solutions.solution import CalibrationSolution
 from chalicelib.solutions.sources import FILE, TABLE
@@ -186,12 +188,58 @@ def interpolated(spec: ZipSpec, tiles: list) -> CalibrationSolution:
                     (float(spec.cal_obsid), float(after.cal_stoptime)), spec.cal_obsid, spec.fitid)
 
 
-def _solution(spec: ZipSpec) -> CalibrationSolution:
-    """The target's solution: two fits interpolated, the fit's own files (source=file), or its rows; then the
-    attenuation correction when asked."""
+def fit_reference(fitid: int, cal_obsid: int) -> int | None:
+    """The fit's reference tile id: the lowest tile its rows hold at delay and intercept exactly 0 in both pols."""
+    from chalicelib.ingest.modelerror import reference_from_rows
+
+    cols = ("x_intercept", "x_delay_m", "y_intercept", "y_delay_m")
+    lines = {int(r["tileid"]): tuple(float(r[c]) for c in cols) for r in queries.solution_rows(fitid, cal_obsid)
+             if all(r.get(c) is not None for c in cols)}
+    return reference_from_rows(lines, sorted(lines))
+
+
+def interpolated_from_files(spec: ZipSpec, tiles: list) -> tuple[CalibrationSolution, str]:
+    """Both fits' own files on the target's tiles and one grid (each corrected), referred to one tile and combined.
+
+    Each side is its one-sided file answer's timeblock nearest the target; the result has one
+    interval, as the table's interpolation. Also returns the flag-script note naming the reference.
+    """
+    from chalicelib.solutions.from_files import file_solution
+
+    after = spec.after
+    jones, refs, first = [], [], None
+    for fitid, cal, stop, cal_db in ((spec.fitid, spec.cal_obsid, spec.cal_stoptime, spec.cal_db),
+                                     (after.fitid, after.cal_obsid, after.cal_stoptime, after.cal_db)):
+        sol = file_solution(obs_id=spec.obs_id, target_channels=spec.target_channels, cal_obsid=cal,
+                            cal_stoptime=stop, fitid=fitid, width_hz=spec.fine_chan_khz * 1e3, single_interval=True,
+                            target_tiles=tiles)
+        first = sol if first is None else first
+        j = sol.jones[0]
+        jones.append(correct_jones(j, spec.target_db, cal_db) if _factor(spec, cal_db) != 1.0 else j)
+        refs.append(fit_reference(fitid, cal))
+    ids = [t.tile_id for t in tiles]
+    ref_b, ref_a = shared_reference(jones[0], jones[1], ids, refs)
+    combined = combine_jones(jones[0], jones[1], spec.weight, ref_b, ref_a)
+    if ref_b == ref_a:
+        where = f"tile {ids[ref_b]} on both sides"
+    else:
+        where = f"tile {ids[ref_b]} on the fit before, tile {ids[ref_a]} on the fit after (no tile serves both)"
+    text = (f"Jones from each fit's own solution files at {spec.fine_chan_khz:g} kHz, each side divided by the "
+            f"phase of its reference tile ({where}) before combining.")
+    return CalibrationSolution(jones=combined[None], tiles=list(tiles), freqs_hz=first.freqs_hz,
+                               times_gps=[(float(spec.cal_obsid), float(after.cal_stoptime))],
+                               cal_obsid=spec.cal_obsid, fitid=spec.fitid), text
+
+
+def _solution(spec: ZipSpec) -> tuple[CalibrationSolution, str | None]:
+    """The target's solution: two fits interpolated (rows or files), the fit's own files (source=file), or its
+    rows; then the attenuation correction when asked. Also a line for the flag script's note (or None)."""
     tiles = _target_tiles(spec)
+    if spec.after is not None and spec.source == FILE:
+        sol, text = interpolated_from_files(spec, tiles)
+        return _masked(spec, sol), text
     if spec.after is not None:
-        return _masked(spec, interpolated(spec, tiles))
+        return _masked(spec, interpolated(spec, tiles)), None
     if spec.source == FILE:
         from chalicelib.solutions.from_files import file_solution
 
@@ -204,7 +252,7 @@ def _solution(spec: ZipSpec) -> CalibrationSolution:
                        spec.fitid)
     if _factor(spec, spec.cal_db) != 1.0:
         sol.jones = correct_jones(sol.jones, spec.target_db, spec.cal_db)
-    return _masked(spec, sol)
+    return _masked(spec, sol), None
 
 
 def _masked(spec: ZipSpec, sol: CalibrationSolution) -> CalibrationSolution:
@@ -220,8 +268,9 @@ def _masked(spec: ZipSpec, sol: CalibrationSolution) -> CalibrationSolution:
 
 def build(spec: ZipSpec, extra_files: Mapping[str, bytes] | None = None) -> bytes:
     """Build the zip bytes for one (calibrator, fit), or two interpolated, from the database (source=file: its files)."""
-    files = solution_files(_solution(spec), spec.obs_id, spec.output_format, solution_name=solution_name(spec),
-                           note=note(spec))
+    sol, text = _solution(spec)
+    header = "\n".join(line for line in (note(spec), text) if line) or None
+    files = solution_files(sol, spec.obs_id, spec.output_format, solution_name=solution_name(spec), note=header)
     files.update(extra_files or {})
     return build_zip(files)
 

@@ -33,6 +33,16 @@ conj(u_x), XY and YY times conj(u_y) (the phase part of hyperdrive's ``J . J_ref
 ``w J_b' + (1 - w) J_a'``. A side whose Jones (any of the four terms) is NaN for a (tile,
 channel) -- including every tile of a channel where its reference is NaN or 0 -- leaves the
 other side's; both NaN gives NaN.
+
+The reference tile (:func:`shared_reference`) is ONE tile for both sides, so the two are on one
+phase reference (two different tiles would mix two gauges whose difference runs with frequency).
+A hyperdrive file names no reference; a fit's own is the tile its rows hold at delay and intercept
+exactly 0 in both pols (the ingest's choice, which the table's phases are relative to). The first
+of the fits' own references (before's, then after's) that is one of the target's tiles and has
+usable XX and YY (finite, non-zero) on both sides in every channel where any tile has them on
+both, is taken; else the target tile usable on both sides in the most channels (lowest tile id
+first); when no tile is usable on both sides anywhere (no tile is combined then), each side's
+own most usable tile.
 """
 
 from __future__ import annotations
@@ -228,3 +238,33 @@ def combine_jones(before: np.ndarray, after: np.ndarray, w: float, ref_before: i
         mixed = w * jb + (1.0 - w) * ja
     nan = complex(np.nan, np.nan)
     return np.where(ok_b & ok_a, mixed, np.where(ok_b, jb, np.where(ok_a, ja, nan)))
+
+
+def _usable(jones: np.ndarray) -> np.ndarray:
+    """(tile, channel): XX and YY finite and non-zero, so the tile's phase can refer the others."""
+    xx, yy = jones[..., 0], jones[..., 3]
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(xx) & np.isfinite(yy) & (xx != 0) & (yy != 0)
+
+
+def shared_reference(before: np.ndarray, after: np.ndarray, tile_ids: Sequence[int | None],
+                     preferred: Sequence[int | None]) -> tuple[int, int]:
+    """The tile index each side (tile, channel, 4) is divided by: one tile for both (module doc, the rule)."""
+    ok_b, ok_a = _usable(np.asarray(before)), _usable(np.asarray(after))
+    ids = np.array([np.iinfo(np.int64).max if t is None else int(t) for t in tile_ids], dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+
+    def most(mask: np.ndarray) -> int:
+        counts = mask.sum(axis=1)
+        return int(order[np.argmax(counts[order])]) if ids.size else 0
+
+    both = ok_b & ok_a
+    if not both.any():
+        return most(ok_b), most(ok_a)
+    used = both.any(axis=0)
+    for t in preferred:
+        hits = np.flatnonzero(ids == t) if t is not None else []
+        if len(hits) and both[hits[0], used].all():
+            return int(hits[0]), int(hits[0])
+    i = most(both)
+    return i, i

@@ -4,6 +4,10 @@
 ``file`` converts the fit's hyperdrive solution files exactly (:mod:`chalicelib.solutions.exact`);
 ``best`` is ``file`` when the fit has recorded files, else ``table``. The defaults: ``table`` for
 AO-cal (what old callers got), ``best`` for hyperdrive and auto.
+
+Interpolated (``interpolate=1``): ``file`` needs both fits' files (else the one-sided 404 for the
+fit lacking them); ``best`` is ``file`` only when both fits resolve to ``file``, else ``table`` for
+both. Both sides are served on one grid (:func:`interpolated_width_khz`).
 """
 
 from __future__ import annotations
@@ -58,4 +62,23 @@ def served_width_khz(requested_khz: float | None, native_khz: float) -> float:
         raise BadRequest(f"fine_chan_khz={requested_khz:g} is not a whole multiple of the fit's native chanblock "
                          f"width of {native_khz:g} kHz (source=file serves {native_khz:g} kHz or multiples of it)",
                          parameter="fine_chan_khz")
+    return float(requested_khz)
+
+
+def interpolated_width_khz(requested_khz: float | None, native_before_khz: float, native_after_khz: float) -> float:
+    """The one grid two fits' files are combined on: the requested width, else the coarser native one.
+
+    The width must be a whole multiple of both native widths (400 naming the one it is not, as one
+    fit's answer does); without a request, natives of which the coarser is not a multiple of the finer are a 409.
+    """
+    if requested_khz is None:
+        coarse, fine = max(native_before_khz, native_after_khz), min(native_before_khz, native_after_khz)
+        ratio = coarse / fine
+        if abs(ratio - round(ratio)) > 1e-9:
+            raise Conflict(f"the two fits' solution files have native chanblock widths {native_before_khz:g} and "
+                           f"{native_after_khz:g} kHz, and neither is a whole multiple of the other: ask for a "
+                           "fine_chan_khz that is a multiple of both (or source=table)", parameter="fine_chan_khz")
+        return float(coarse)
+    for native in (native_before_khz, native_after_khz):
+        served_width_khz(requested_khz, native)
     return float(requested_khz)
