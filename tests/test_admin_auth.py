@@ -9,7 +9,7 @@ from chalice.test import Client
 
 from chalicelib import db
 from tests.factories import fit, observation, seed, solution_rows, tiles
-from tests.test_deploy_package import _package
+from tests.test_deploy_package import CHALICE, _package, sam_to_cloudformation
 
 CAL, FITID = 1_400_000_600, 1_700_000_000_000_000
 ARN = "arn:aws:sts::123456789012:assumed-role/mwa-operators/jane"
@@ -137,19 +137,7 @@ def test_the_admin_routes_are_denied_to_every_principal_but_the_configured_ones_
 
 
 def test_sam_keeps_the_admin_policy_for_cloudformation_to_resolve(sam):
-    import copy
-
-    import samtranslator.translator.transform as translator
-
-    class NoManagedPolicies:
-        def load(self):
-            return {}
-
-    tpl = copy.deepcopy(sam)
-    for res in tpl["Resources"].values():
-        if res["Type"] == "AWS::Serverless::Function":
-            res["Properties"]["CodeUri"] = "s3://bucket/deployment.zip"
-    cfn = translator.transform(tpl, {"AWS::Region": "ap-southeast-2"}, NoManagedPolicies())
+    cfn = sam_to_cloudformation(sam)
     (api,) = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"]
     policy = api["Properties"]["Body"]["x-amazon-apigateway-policy"]
     assert policy == sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["x-amazon-apigateway-policy"]
@@ -158,14 +146,9 @@ def test_sam_keeps_the_admin_policy_for_cloudformation_to_resolve(sam):
 
 @pytest.fixture(scope="module")
 def terraform(tmp_path_factory) -> dict:
-    import shutil
-
-    from tests.test_deploy_package import CHALICE
-
     out = _package(tmp_path_factory.mktemp("tf-admin"), "--pkg-format", "terraform")
     docs = {"chalice.tf.json": json.loads((out / "chalice.tf.json").read_text())}
-    for extra in sorted((CHALICE / "terraform").glob("*.tf.json")):
-        shutil.copy2(extra, out / extra.name)
+    for extra in sorted((CHALICE / "terraform").glob("*.tf.json")):  # the overlay the operator copies beside it
         docs[extra.name] = json.loads(extra.read_text())
     return docs
 

@@ -382,7 +382,8 @@ def _with_placeholder_ids(sam: dict) -> dict:
     return json.loads(text)
 
 
-def test_sam_template_transforms_to_cloudformation(sam):
+def sam_to_cloudformation(sam: dict) -> dict:
+    """The CloudFormation template SAM's transform makes of the packaged template (as CloudFormation would)."""
     import samtranslator.translator.transform as translator
     from samtranslator.public.exceptions import InvalidDocumentException
 
@@ -395,9 +396,13 @@ def test_sam_template_transforms_to_cloudformation(sam):
         if res["Type"] == "AWS::Serverless::Function":
             res["Properties"]["CodeUri"] = "s3://bucket/deployment.zip"  # what `aws cloudformation package` does
     try:
-        cfn = translator.transform(tpl, {"AWS::Region": REGION}, NoManagedPolicies())
+        return translator.transform(tpl, {"AWS::Region": REGION}, NoManagedPolicies())
     except InvalidDocumentException as exc:  # pragma: no cover - the message is the point
         pytest.fail("SAM rejects the template: " + "; ".join(str(c) for c in exc.causes))
+
+
+def test_sam_template_transforms_to_cloudformation(sam):
+    cfn = sam_to_cloudformation(sam)
     res = cfn["Resources"]
     (mapping,) = [r for r in res.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert mapping["Properties"]["FunctionName"] == {"Ref": "StoreRequest"}
