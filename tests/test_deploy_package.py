@@ -57,6 +57,12 @@ def _prod_env(function: str) -> dict[str, str]:
             **prod["lambda_functions"][function].get("environment_variables", {})}
 
 
+def _db_secrets(function: str) -> set[str]:
+    """The database secrets a function logs in with: its own role's, and the admin role's where it has one."""
+    env = _prod_env(function)
+    return {env[k] for k in ("CALIB_DB_PASSWORD_SECRET", "CALIB_ADMIN_DB_PASSWORD_SECRET") if env.get(k)}
+
+
 def _package(tmp: Path, *extra: str) -> Path:
     project = tmp / "project"
     if not project.exists():
@@ -289,7 +295,7 @@ def test_sam_policies_name_the_resources_each_function_uses(sam):
     # secrets: each function reads only its database password (and the callback key where it signs)
     for function in SAM_IDS:
         secrets = _allowed(sam, function, "secretsmanager:GetSecretValue")
-        wanted = {_prod_env(function)["CALIB_DB_PASSWORD_SECRET"]}
+        wanted = _db_secrets(function)
         signing = _prod_env(function).get("CALIB_CALLBACK_SIGNING_SECRET", "")
         if signing:
             wanted.add(signing[len("{{resolve:secretsmanager:"):].rstrip("}").split(":", 1)[0])
@@ -376,7 +382,8 @@ def _with_placeholder_ids(sam: dict) -> dict:
     return json.loads(text)
 
 
-def test_sam_template_transforms_to_cloudformation(sam):
+def sam_to_cloudformation(sam: dict) -> dict:
+    """The CloudFormation template SAM's transform makes of the packaged template (as CloudFormation would)."""
     import samtranslator.translator.transform as translator
     from samtranslator.public.exceptions import InvalidDocumentException
 
@@ -389,9 +396,13 @@ def test_sam_template_transforms_to_cloudformation(sam):
         if res["Type"] == "AWS::Serverless::Function":
             res["Properties"]["CodeUri"] = "s3://bucket/deployment.zip"  # what `aws cloudformation package` does
     try:
-        cfn = translator.transform(tpl, {"AWS::Region": REGION}, NoManagedPolicies())
+        return translator.transform(tpl, {"AWS::Region": REGION}, NoManagedPolicies())
     except InvalidDocumentException as exc:  # pragma: no cover - the message is the point
         pytest.fail("SAM rejects the template: " + "; ".join(str(c) for c in exc.causes))
+
+
+def test_sam_template_transforms_to_cloudformation(sam):
+    cfn = sam_to_cloudformation(sam)
     res = cfn["Resources"]
     (mapping,) = [r for r in res.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert mapping["Properties"]["FunctionName"] == {"Ref": "StoreRequest"}
@@ -520,7 +531,7 @@ def test_sam_functions_reach_the_database_through_a_proxy_that_requires_tls(sam)
         assert env["CALIB_DB_SSL"] == "1" and env["CALIB_DB_PORT"] == "5432", function
     # the proxy logs in with the functions' own secrets (their names pinned by the ARN parameters)
     params = sam["Parameters"]
-    used = {_prod_env(f)["CALIB_DB_PASSWORD_SECRET"] for f in SAM_IDS}
+    used = set().union(*(_db_secrets(f) for f in SAM_IDS))
     auth_params = [a["SecretArn"]["Ref"] for a in props["Auth"]]
     assert all(a["AuthScheme"] == "SECRETS" for a in props["Auth"])
     assert {re.search(r":secret:([\w/-]+)-\[", params[p]["AllowedPattern"]).group(1) for p in auth_params} == used
@@ -591,7 +602,8 @@ def test_terraform_has_the_same_proxy_concurrency_throttling_and_compression(ter
     assert proxy["engine_family"] == "POSTGRESQL" and proxy["require_tls"] is True
     secrets = {s["name"] for doc in terraform.values()
                for s in doc.get("data", {}).get("aws_secretsmanager_secret", {}).values()}
-    assert secrets == {_prod_env(f)["CALIB_DB_PASSWORD_SECRET"] for f in SAM_IDS} and len(proxy["auth"]) == 2
+    used = set().union(*(_db_secrets(f) for f in SAM_IDS))
+    assert secrets == used and len(proxy["auth"]) == len(used) == 3  # calib_ro, calib_rw, calib_admin
     (pool,) = merged["aws_db_proxy_default_target_group"].values()
     assert 0 < pool["connection_pool_config"]["max_connections_percent"] <= 75
     assert merged["aws_db_proxy_target"]
