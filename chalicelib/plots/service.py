@@ -33,7 +33,7 @@ after 90 days) bounds the bucket, and an expired plot is simply rendered again.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalice import Response
@@ -143,6 +143,20 @@ def ensure_stored(kind: str, ctx: Mapping[str, Any], width: int = pngs.FULL_WIDT
         body = full if w == pngs.FULL_WIDTH else pngs.scaled(full, w)
         storage.put_object(bucket, cache_key(kind, ctx, w), body, content_type="image/png")
     return key, True
+
+
+def stored_png_redirect(key_at: Callable[[int], str], draw: Callable[[], bytes],
+                        width: int = pngs.FULL_WIDTH) -> Response:
+    """A 302 to the PNG stored at ``key_at(width)``; when it is missing, ``draw()`` (a full-width PNG)
+    runs once and is stored at every width. For drawings that are not a fit's plot (the comparison)."""
+    bucket = settings().products_bucket
+    key = key_at(width)
+    if not storage.exists(bucket, key):
+        full = draw()
+        for w in sorted(pngs.WIDTHS, key=lambda w: w == width):  # the one asked for last: it exists, all do
+            storage.put_object(bucket, key_at(w), full if w == pngs.FULL_WIDTH else pngs.scaled(full, w),
+                               content_type="image/png")
+    return redirect(storage.presigned_url(bucket, key, content_type="image/png"))
 
 
 def forget_observation(obsid: int) -> int:
