@@ -175,3 +175,24 @@ def test_the_openapi_document_offers_the_plot_and_its_widths():
     assert tuple(schema["format"]["enum"]) == api.FORMATS == ("json", "png")
     assert tuple(schema["width"]["enum"]) == pngs.WIDTHS and schema["width"]["default"] == 1440
     assert "302" in op["responses"]
+
+
+def test_the_fit_page_offers_each_comparison_as_a_plot(clean_db, aws):
+    from urllib.parse import parse_qs, urlsplit
+
+    from app import app
+    from tests import test_summary_fixtures as fx
+
+    fx.seed()
+    with Client(app) as c:
+        doc = fx.parse_html(c.http.get(f"/calib/fit?fitid={fx.F_CALVIN}").body.decode())
+        plots = [a.attrs["href"] for a in doc.find_all("a", "compare-plot")]
+        tables = [a.attrs["href"] for a in doc.find_all("a", "compare")]
+        assert len(plots) == len(tables) == 2
+        for table, href in zip(tables, plots):
+            assert parse_qs(urlsplit(href).query) == {**parse_qs(urlsplit(table).query), "format": ["png"]}
+        r = c.http.get("/calib/" + plots[0])
+        assert r.status_code == 302, r.body
+        k = key_of(r.headers["Location"])
+        assert k == f"plots/compare/v1/{fx.A}/a{fx.A}-{fx.A}-{fx.F_CALVIN}/b{fx.A}-{fx.A}-{fx.F_MWA}/1440px.png"
+        assert image(aws, k).width == 1440
