@@ -30,6 +30,9 @@ taken as fixed once written. If an observation is re-ingested with different til
 ``forget_observation(obsid)`` drops its stored plots (the other observations' plots use only tile
 ids and values from it, so they stay valid).
 
+``stored_png_redirect`` stores and serves any other drawing the same way (once, at every width, then
+a 302), under a key its caller makes: the comparison plot's (``compare.plot.cache_key``).
+
 Superseded objects are never read again; a lifecycle rule on the ``plots/`` prefix (e.g. expire
 after 90 days) bounds the bucket, and an expired plot is simply rendered again.
 """
