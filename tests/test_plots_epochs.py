@@ -132,3 +132,18 @@ def test_epochs_in_window_and_their_labels():
     long = epochs.label(got[0])
     assert long.startswith("epoch 1 (some tiles): a a") and long.endswith("…") and len(long) < 60
     assert epochs.tile_epochs(got, tileid=21, rx=2) == [1, 3] and epochs.tile_epochs(got, tileid=21, rx=1) == [3]
+
+
+def test_many_epochs_keep_the_legend_to_its_row_and_are_all_drawn():
+    from chalicelib.plots import epochs, timediff
+
+    rows = [{"epoch_id": i, "boundary_gps": fx.A - i * 3600, "reason": f"swap {i}"} for i in range(1, 8)]
+    tile_rows = [{"tileid": t.tile_id, "tile_name": t.name, "rx": t.rx, "slot": t.slot, "flagged": t.flagged}
+                 for t in fx.tiles()]
+    sols = [{"tileid": t, "x_delay_m": x, "y_delay_m": y}
+            for t in fx.solution_tiles(fx.F_CALVIN, fx.A) for x, y in [fx.delay(t, fx.F_CALVIN, fx.A)]]
+    d = timediff.compute(tile_rows, sols, [], fitid=fx.F_CALVIN, obsid=fx.A, creator="calvin", epochs=rows)
+    assert [e["epoch_id"] for e in d["epochs"]] == [7, 6, 5, 4, 3, 2, 1]  # by boundary, all drawn
+    labels = [text for text, _ in epochs.legend_entries(d)]
+    assert labels == ["epoch 7: swap 7", "epoch 6: swap 6", "epoch 5: swap 5", "+4 more epochs"]
+    assert timediff.render(d)[:8] == b"\x89PNG\r\n\x1a\n"

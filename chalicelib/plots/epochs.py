@@ -21,6 +21,7 @@ from chalicelib.plots.legend import Entry
 
 COLOURS = ("#e377c2", "#17becf", "#bcbd22", "#000000", "#9edae5")  # magenta, cyan, olive, black, pale cyan
 REASON_CHARS = 28  # of an epoch's reason in the legend
+LEGEND_MAX = 3  # epochs named in the legend
 
 
 def in_window(epochs: Iterable[Mapping[str, Any]] | None, obsid: int, window_s: int) -> list[dict[str, Any]]:
@@ -66,8 +67,13 @@ def label(epoch: Mapping[str, Any]) -> str:
 
 
 def legend_entries(data: Mapping[str, Any]) -> list[Entry]:
-    """A line per epoch drawn, in its colour."""
-    return [(label(e), dict(ls="-", lw=2.0, color=colour(i))) for i, e in enumerate(data.get("epochs") or ())]
+    """A line per epoch drawn, in its colour (the first LEGEND_MAX; then one "+n more" entry, so the
+    legend keeps to its row: every epoch is still drawn and listed in the data)."""
+    drawn = list(data.get("epochs") or ())
+    out: list[Entry] = [(label(e), dict(ls="-", lw=2.0, color=colour(i))) for i, e in enumerate(drawn[:LEGEND_MAX])]
+    if len(drawn) > LEGEND_MAX:
+        out.append((f"+{len(drawn) - LEGEND_MAX} more epochs", dict(ls="-", lw=2.0, color=colour(LEGEND_MAX))))
+    return out
 
 
 def draw(b: Batches, canvas: Canvas, data: Mapping[str, Any], axes: Sequence[tuple[float, float]],
