@@ -1,1 +1,1 @@
-"""Comparing two calibration solutions: per-tile amplitude ratio and phase difference (``stats``), the route (``api``)."""
+"""Comparing two calibration solutions: per-tile amplitude ratio and phase difference (``stats``), their plot (``plot``), the route (``api``)."""
