@@ -4,11 +4,13 @@ Two figures stacked in one PNG (1440 px wide, as every plot): on top the amplitu
 phase difference in degrees (wrapped to [-180, 180)), each with one cell per tile of side a's
 observation placed by receiver and slot as the fit plots are (``plots.layout``), XX and YY as two
 lines across the cell, frequency rising left to right (each coarse channel an equal share of the
-cell, the line broken between channels that are not adjacent and where the phase wraps). Flagged tiles get the red band, tiles with no finite value in
-either pol the grey "no data" band, as in the other plots.
+cell, the line broken between channels that are not adjacent and where the phase wraps). Flagged
+tiles get the red band, tiles with no finite value in either pol the grey "no data" band, as in
+the other plots.
 
-The ratio and difference are b relative to a (side a the reference), so a b with twice a's gain
-amplitude reads 0.5, and a b whose phase runs ahead of a's reads positive.
+The ratio and difference are b relative to a (side a the reference): a b whose stored gains
+(1/|J|) are twice a's reads 0.5, a b whose phase is ahead of a's reads positive. (The JSON
+statistics, ``stats``, read a against b.)
 
 ``compute`` is pure: Jones of both sides (``compare.api.pair``) to the plotted data; ``render``
 draws it; ``cache_key`` names everything the drawing depends on: side a's observation (its tiles),
