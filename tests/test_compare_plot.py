@@ -103,7 +103,7 @@ def expected(k: int, nu: np.ndarray, coarse: np.ndarray) -> dict[str, np.ndarray
 
 
 def test_the_plotted_ratio_and_phase_are_the_rows_by_the_domain_formula(client):
-    from chalicelib.compare import api, plot
+    from chalicelib.compare import api
 
     q = {"obsid_a": str(CAL), "fitid_a": str(FIT_A), "obsid_b": str(CAL), "fitid_b": str(FIT_B)}
     data = api.plot_data(*api.sides(q))

@@ -144,8 +144,3 @@ def render(data: Mapping[str, Any]) -> bytes:
     size = (pngs.FULL_WIDTH, ratio.size[1] + phase.size[1])
     return pngs.from_rgba(np.concatenate([top, bottom]), size)
 
-
-def pixel_size(tiles: Sequence[layout.TileRef]) -> tuple[int, int]:
-    """(width, height) of the comparison PNG of these tiles: two figures of their receivers' rows."""
-    w, h = figure.pixel_size(tiles)
-    return w, 2 * h
