@@ -9,6 +9,8 @@ from typing import Any
 
 _JSON = "application/json"
 MAX_WHY = 1000  # admin.actions.MAX_WHY
+COMPARE_FORMATS = ("json", "png")  # compare.api.FORMATS
+COMPARE_WIDTHS = (480, 960, 1440)  # plots.pngs.WIDTHS
 
 SECURITY_SCHEMES = {"aws_iam": {
     "type": "apiKey", "in": "header", "name": "Authorization",
@@ -71,7 +73,7 @@ def paths() -> dict[str, Any]:
         "/calib/compare": {"get": {
             "operationId": "compare", "tags": ["quality"],
             "summary": "Two solutions compared per tile: amplitude ratio |J_a|/|J_b| and phase difference "
-                       "arg(J_a conj J_b), median and rms over channels, XX and YY",
+                       "arg(J_a conj J_b), median and rms over channels, XX and YY (JSON), or as a plot (PNG)",
             "description": "Each side is a fit (fitid_x with its calibrator obsid_x) or, with obsid_x alone, "
                            "the solution served for that observation (the normal selection).",
             "parameters": [_q("obsid_a", "side a: the fit's calibrator, or a target", _INT, required=True,
@@ -84,10 +86,15 @@ def paths() -> dict[str, Any]:
                               {**_INT, "default": 86400, "maximum": 10 * 365 * 86400}),
                            _q("allow_after", "selection: calibrators after the target (1) or not (0)",
                               {"type": "integer", "enum": [0, 1], "default": 1}),
-                           _q("format", "json (png: not yet)", {"type": "string", "enum": ["json"],
-                                                                "default": "json"})],
+                           _q("format", "json: the statistics; png: redirect to the stored plot, per tile "
+                              "|J_b|/|J_a| and arg(J_b conj J_a) (degrees) against frequency, by receiver and slot",
+                              {"type": "string", "enum": list(COMPARE_FORMATS), "default": "json"}),
+                           _q("width", "format=png: pixel width, the full drawing (1440) or it downscaled; any "
+                              "other value is a 400", {"type": "integer", "enum": list(COMPARE_WIDTHS),
+                                                        "default": COMPARE_WIDTHS[-1]})],
             "responses": {"200": {"description": "a, b, channels, and one entry per tile",
                                   "content": {_JSON: {"schema": {"type": "object", "additionalProperties": True}}}},
+                          "302": _ref("responses", "Redirect"),
                           "400": _ref("responses", "BadRequest"), "404": _ref("responses", "NotFound"),
                           "500": _ref("responses", "InternalError"), "503": _ref("responses", "Unavailable")}}},
         "/calib/admin/retire": _op("admin_retire", "Retire a fit: never served, never a candidate",

@@ -118,3 +118,29 @@ def test_interpolating_shows_both_sides_and_their_weights_and_correcting_the_fac
     reasons = {t["tile_id"]: t["reason"] for t in out["tiles"]}
     assert reasons[13] == "NaN in fit 8; not in fit 7"
     assert reasons[14] == "not in fit 7 and fit 8"
+
+
+def test_validity_epochs_are_applied_as_the_service_applies_them_and_listed():
+    from chalicelib.selection.steering import Epoch
+
+    near, far = cal(-100, info(7)), cal(-300, info(8))
+    qualities = {(7, near.obsid): facts(7, near, {t.tile_id: True for t in TILES})}
+    epochs = [Epoch(1, T.obsid - 200, "cable change"),  # whole: refuses far, not near
+              Epoch(2, T.obsid - 50, "tile 12 recabled", tiles=(12,)),  # partial, between near and the target
+              Epoch(3, T.obsid - 60, "rx 2 swapped", receivers=(2,))]  # partial; no target tile is on rx 2
+    out = explain(T, TILES, [near, far], Criteria(allow_after=False), qualities, epochs=epochs)
+    json.dumps(out)
+    cals = by_cal(out)
+    assert (cals[-300]["accepted"], cals[-300]["code"]) == (False, "epoch")
+    assert "validity epoch 1" in cals[-300]["reason"] and cals[-100]["accepted"]
+    assert out["choice"]["fitid"] == 7
+    assert [(e["epoch_id"], e["whole"], e["applied"]) for e in out["epochs"]] == [
+        (1, True, False), (3, False, True), (2, False, True)]  # by boundary
+    fate = {t["tile_id"]: (t["served"], t["code"]) for t in out["tiles"]}
+    assert fate == {11: (True, None), 12: (False, "epoch"), 13: (True, None), 14: (True, None),
+                    15: (False, "flagged_in_target"), 16: (True, None)}
+    assert next(t for t in out["tiles"] if t["tile_id"] == 12)["reason"] == "served as NaN: validity epoch 2"
+    # without the epochs (as before) far would be listed as a usable calibrator and tile 12 served
+    plain = explain(T, TILES, [near, far], Criteria(allow_after=False), qualities)
+    assert by_cal(plain)[-300]["code"] is None and plain["epochs"] == []
+    assert all(t["code"] != "epoch" for t in plain["tiles"])

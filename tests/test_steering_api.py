@@ -172,3 +172,24 @@ def test_admin_bad_input_is_a_400_naming_the_parameter(client):
         assert status == 400 and body["parameter"] == parameter, (path, body)
     status, body = post(client, "/calib/admin/epochs?boundary=2024-05-01T00:00:00Z&why=iso")
     assert status == 200 and body["boundary_gps"] == 1398556818  # 2024-05-01 UTC + 18 leap seconds - GPS epoch
+
+
+def test_the_explanation_applies_and_lists_the_epochs_in_force(client):
+    status, whole = post(client, f"/calib/admin/epochs?boundary={NEAR - 100}&why=cable+change")
+    assert status == 200, whole
+    status, rx2 = post(client, f"/calib/admin/epochs?boundary={TARGET - 50}&why=rx2+swap&receivers=2")
+    assert status == 200, rx2
+    status, body = get(client, f"/calib/get_cal_selection?obs_id={TARGET}")
+    assert status == 200, body
+    cals = {c["cal_id"]: c for c in body["calibrators"]}
+    assert cals[FAR]["code"] == "epoch" and f"validity epoch {whole['epoch_id']}" in cals[FAR]["reason"]
+    assert body["choice"]["fitid"] == NEW
+    assert [(e["epoch_id"], e["whole"], e["applied"]) for e in body["epochs"]] == [
+        (whole["epoch_id"], True, False), (rx2["epoch_id"], False, True)]
+    codes = {t["tile_id"]: t["code"] for t in body["tiles"]}
+    assert {t for t, c in codes.items() if c == "epoch"} == set(range(19, 27))  # receiver 2: served as NaN
+    # an ended epoch no longer applies
+    assert post(client, f"/calib/admin/epochs/{rx2['epoch_id']}/end?why=reverted")[0] == 200
+    body = get(client, f"/calib/get_cal_selection?obs_id={TARGET}")[1]
+    assert [e["epoch_id"] for e in body["epochs"]] == [whole["epoch_id"]]
+    assert all(t["code"] is None for t in body["tiles"])

@@ -1,1 +1,2 @@
-"""Comparing two calibration solutions: per-tile amplitude ratio and phase difference (``stats``), the route (``api``)."""
+"""Comparing two calibration solutions: per-tile ratio and phase difference (``stats``), its plot (``plot``),
+the route (``api``)."""

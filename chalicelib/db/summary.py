@@ -78,13 +78,16 @@ def fit_delays(fitid: int) -> list[dict[str, Any]]:
 
 
 def plot_context(fitid: int, obsid: int, window_s: int) -> dict[str, Any] | None:
-    """The fit of one observation (None if there is none) and the fingerprint of the fits of
-    observations starting in [obsid - window_s, obsid]: their count, max fitid and an md5 of the
-    sorted (fitid, obsid) pairs (the plot cache key of a time-window plot)."""
+    """The fit of one observation (None if there is none) and the fingerprint of its window: the fits
+    of observations starting in [obsid - window_s, obsid] (their count, max fitid and an md5 of the
+    sorted (fitid, obsid) pairs) and the validity epochs in force with a boundary in
+    (obsid - window_s, obsid] (``epochs``: epoch_id, boundary_gps, receivers, tiles, reason, by
+    boundary; their count and an md5 of them). Both go into a time-window plot's cache key."""
     rows = db.query(
         """
         SELECT f.fitid, f.obsid, f.creator, f.code_version, f.fit_time, m.obsname, r.frequencies,
-               w.n AS window_fits, w.max_fitid AS window_max_fitid, w.digest AS window_digest
+               w.n AS window_fits, w.max_fitid AS window_max_fitid, w.digest AS window_digest,
+               ep.n AS window_epochs, md5(COALESCE(ep.epochs::text, '')) AS window_epochs_digest, ep.epochs
         FROM calibration_fits f
         LEFT JOIN mwa_setting m ON m.starttime = f.obsid
         LEFT JOIN rf_stream r ON r.starttime = f.obsid AND r.number = 0
@@ -95,6 +98,14 @@ def plot_context(fitid: int, obsid: int, window_s: int) -> dict[str, Any] | None
             FROM calibration_fits c
             WHERE c.obsid BETWEEN f.obsid - :window AND f.obsid
         ) w
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n,
+                   json_agg(json_build_object('epoch_id', e.epoch_id, 'boundary_gps', e.boundary_gps,
+                                              'receivers', e.receivers, 'tiles', e.tiles, 'reason', e.reason)
+                            ORDER BY e.boundary_gps, e.epoch_id) AS epochs
+            FROM validity_epoch e
+            WHERE e.ended_at IS NULL AND e.boundary_gps > f.obsid - :window AND e.boundary_gps <= f.obsid
+        ) ep
         WHERE f.fitid = :fitid AND f.obsid = :obsid
         """,
         {"fitid": fitid, "obsid": obsid, "window": window_s},

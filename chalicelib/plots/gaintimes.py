@@ -11,6 +11,8 @@ row per tile, one column per channel of that observation). Its data, per tile: `
 ``y_gains`` (this fit) and ``history`` columns
 ``fitid``, ``obsid``, ``creator``, ``age_s``, ``alpha`` and ``x_gains``, ``y_gains`` (2-D: one row
 per earlier fit, one column per channel of this fit, NaN where that fit has no value).
+Validity epochs in the window (``plots.epochs``, listed as in timediff): a cell's x is the channel,
+so each is a tick along the cell's top edge at its time in the window (left: the window's start).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.plots import epochs as epoch_marks
 from chalicelib.plots import figure, layout, legend, marks
 from chalicelib.plots.channels import channel_count, channel_note, channel_offsets, gains_array
 
@@ -56,7 +59,8 @@ def aligner(channels: Sequence[int] | None, n: int, channels_by_obs: Mapping[int
 def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapping[str, Any]],
             history: Iterable[Mapping[str, Any]], *, channels: Sequence[int] | None,
             channels_by_obs: Mapping[int, Sequence[int]], fitid: int, obsid: int, creator: str | None = None,
-            window_s: int = WINDOW_S, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            window_s: int = WINDOW_S, meta: Mapping[str, Any] | None = None,
+            epochs: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     rows = list(solution_rows)
     channels = sorted(int(c) for c in channels) if channels else None
     n = channel_count(rows, channels)
@@ -65,15 +69,17 @@ def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapp
     align = aligner(channels, n, channels_by_obs)
     hist = layout.window_history(history, fitid=fitid, obsid=obsid, window_s=window_s, values={
         "x_gains": lambda b: align(b, "x_gains"), "y_gains": lambda b: align(b, "y_gains")})
+    drawn = epoch_marks.in_window(epochs, obsid, window_s)
     tiles = []
     for t in refs:
         r = by_tile.get(t.tileid, {})
         gx, gy = gains_array(r.get("x_gains"), n), gains_array(r.get("y_gains"), n)
         h = hist.get(t.tileid) or layout.empty_history({"x_gains": n, "y_gains": n})
-        tiles.append(layout.tile_entry(t, x_gains=gx, y_gains=gy, history=h,
+        shown = epoch_marks.tile_epochs(drawn, t.tileid, t.rx)
+        tiles.append(layout.tile_entry(t, epochs=shown, x_gains=gx, y_gains=gy, history=h,
                                        no_data=not (np.isfinite(gx).any() or np.isfinite(gy).any())))
     return {"kind": KIND, "fitid": fitid, "obsid": obsid, "creator": creator, "channels": channels, "n_channels": n,
-            "window_s": window_s, "units": "1/|J|", "meta": dict(meta or {}), "tiles": tiles}
+            "window_s": window_s, "units": "1/|J|", "meta": dict(meta or {}), "epochs": drawn, "tiles": tiles}
 
 
 def render(data: Mapping[str, Any]) -> bytes:
@@ -84,8 +90,10 @@ def render(data: Mapping[str, Any]) -> bytes:
         KIND, data, ylabel="gain amplitude (1/|J|)", zero_line=False,
         values=layout.plotted_values(data["tiles"], ("x_gains", "y_gains"), ("x_gains", "y_gains")),
         note=(f"Each cell: the tile's gains over the {channel_note(data.get('channels'), n)}, left to right; "
-              f"lines: this fit; points: other fits of the previous {data['window_s'] / 86400:g} days, older fainter."),
-        legend=[*legend.pol_lines(creator, ("this fit X", "this fit Y")), *legend.creators(data, ("x", "y"))],
+              f"lines: this fit; points: other fits of the previous {data['window_s'] / 86400:g} days, older fainter."
+              + (" Top ticks: epochs, by time." if data.get("epochs") else "")),
+        legend=[*legend.pol_lines(creator, ("this fit X", "this fit Y")), *legend.creators(data, ("x", "y")),
+                *epoch_marks.legend_entries(data)],
     )
     off = channel_offsets(n)
     b = figure.Batches()
@@ -98,5 +106,7 @@ def render(data: Mapping[str, Any]) -> bytes:
                 marks.earlier(b, p.row, np.tile(xs, k), h[key][m].ravel(), creator=c, pol=pol, alpha=a, size=1.6)
         for key, colour in zip(("x_gains", "y_gains"), layout.creator_colours(creator)):
             marks.gain_line(b, p.row, xs, t[key], colour, dot_size=2.6)
+    # x in a cell is the channel, so the window's time runs along the top edge instead
+    epoch_marks.draw(b, canvas, data, ((-0.42, 0.84),), top_only=True)
     b.draw(canvas)
     return canvas.png()

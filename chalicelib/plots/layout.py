@@ -207,7 +207,7 @@ def robust_limits(values: np.ndarray | Sequence[float], pad: float = 0.06) -> tu
         lo = max(lo, p_lo - 0.5 * core)
         hi = min(hi, p_hi + 0.5 * core)
     span = hi - lo
-    if span <= 0:
+    if span <= 1e-9 * max(abs(lo), abs(hi)):  # one value (up to rounding): a range around it
         span = max(abs(hi), 1e-3)
     return lo - pad * span, hi + pad * span
 

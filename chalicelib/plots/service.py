@@ -18,6 +18,10 @@ and nothing has to be invalidated by hand:
   fit of an observation in the window (or one deleted) changes the key of exactly the plots whose
   window holds it; every other stored plot stays valid. Fits are immutable once written (ingest
   never rewrites a (fitid, obsid)); observation_tile rows of an observation do not change.
+  When validity epochs in force have a boundary in (obsid - window, obsid] (these plots draw
+  them, ``plots.epochs``), ``-e<m>-<digest>`` follows: their count and the first 12 hex digits of
+  the md5 of their rows (id, boundary, receivers, tiles, reason). Adding an epoch, or ending one,
+  in the window gives the plot a new key; with none the key is as it was before epochs were drawn.
 - ``v2`` is the drawing version: bump ``CACHE_VERSION`` when a plot's look changes (v1 was the
   one-width RGBA PNG).
 
@@ -26,6 +30,9 @@ taken as fixed once written. If an observation is re-ingested with different til
 ``forget_observation(obsid)`` drops its stored plots (the other observations' plots use only tile
 ids and values from it, so they stay valid).
 
+``stored_png_redirect`` stores and serves any other drawing the same way (once, at every width, then
+a 302), under a key its caller makes: the comparison plot's (``compare.plot.cache_key``).
+
 Superseded objects are never read again; a lifecycle rule on the ``plots/`` prefix (e.g. expire
 after 90 days) bounds the bucket, and an expired plot is simply rendered again.
 """
@@ -33,7 +40,8 @@ after 90 days) bounds the bucket, and an expired plot is simply rendered again.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalice import Response
@@ -65,6 +73,8 @@ def cache_key(kind: str, ctx: Mapping[str, Any], width: int = pngs.FULL_WIDTH) -
     base = f"plots/{CACHE_VERSION}/{kind}/{int(ctx['obsid'])}/{int(ctx['fitid'])}"
     if window_of(kind) != 0:
         base += f"/w{int(ctx['window_fits'])}-{str(ctx['window_digest'])[:16]}"
+        if int(ctx.get("window_epochs") or 0):
+            base += f"-e{int(ctx['window_epochs'])}-{str(ctx['window_epochs_digest'])[:12]}"
     return f"{base}/{int(width)}px.png"
 
 
@@ -78,7 +88,8 @@ def width_of(query: Mapping[str, str] | None) -> int:
 
 
 def context(kind: str, fitid: int, obsid: int | None) -> dict[str, Any]:
-    """The fit of the observation with its window fingerprint; NotFound / BadRequest as due."""
+    """The fit of the observation with its window fingerprint (fits and validity epochs, ``epochs``
+    the latter's rows); NotFound / BadRequest as due."""
     if obsid is None:
         obs = sql.fit_observations(fitid)
         if not obs:
@@ -89,6 +100,8 @@ def context(kind: str, fitid: int, obsid: int | None) -> dict[str, Any]:
     ctx = sql.plot_context(fitid, obsid, window_of(kind))
     if ctx is None:
         raise NotFound(f"there is no calibration fit {fitid} of observation {obsid}", parameter="obsid")
+    epochs = ctx.get("epochs")
+    ctx["epochs"] = json.loads(epochs) if isinstance(epochs, str) else list(epochs or [])
     return ctx
 
 
@@ -119,12 +132,14 @@ def plot_data(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
                            **common)
     if kind == "gains":
         return mod.compute(tiles, sols, channels=ctx.get("frequencies"), **common)
+    epochs = ctx.get("epochs") or []  # the validity epochs of the window, as the cache key names them
     if kind in ("timediff", "xydiff"):
         history = sql.window_delay_blocks(obsid - window, obsid, tileids)
-        return mod.compute(tiles, sols, history, window_s=window, **common)
+        return mod.compute(tiles, sols, history, window_s=window, epochs=epochs, **common)
     history = sql.window_gain_blocks(obsid - window, obsid, tileids)
     return mod.compute(tiles, sols, history, channels=ctx.get("frequencies"),
-                       channels_by_obs=sql.window_channels(obsid - window, obsid), window_s=window, **common)
+                       channels_by_obs=sql.window_channels(obsid - window, obsid), window_s=window, epochs=epochs,
+                       **common)
 
 
 def render(kind: str, data: Mapping[str, Any]) -> bytes:
@@ -143,6 +158,20 @@ def ensure_stored(kind: str, ctx: Mapping[str, Any], width: int = pngs.FULL_WIDT
         body = full if w == pngs.FULL_WIDTH else pngs.scaled(full, w)
         storage.put_object(bucket, cache_key(kind, ctx, w), body, content_type="image/png")
     return key, True
+
+
+def stored_png_redirect(key_at: Callable[[int], str], draw: Callable[[], bytes],
+                        width: int = pngs.FULL_WIDTH) -> Response:
+    """A 302 to the PNG stored at ``key_at(width)``; when it is missing, ``draw()`` (a full-width PNG)
+    runs once and is stored at every width. For drawings that are not a fit's plot (the comparison)."""
+    bucket = settings().products_bucket
+    key = key_at(width)
+    if not storage.exists(bucket, key):
+        full = draw()
+        for w in sorted(pngs.WIDTHS, key=lambda w: w == width):  # the one asked for last: it exists, all do
+            storage.put_object(bucket, key_at(w), full if w == pngs.FULL_WIDTH else pngs.scaled(full, w),
+                               content_type="image/png")
+    return redirect(storage.presigned_url(bucket, key, content_type="image/png"))
 
 
 def forget_observation(obsid: int) -> int:

@@ -12,7 +12,9 @@ block per (fitid, obsid) in the window (``fitid``, ``obsid``, ``creator``, and p
 ``tileid``, ``x_delay_m``, ``y_delay_m`` arrays; NaN = missing). Its data, per tile: ``x``, ``y``,
 and ``history``: columns ``fitid``, ``obsid``, ``creator``, ``age_s`` (obsid difference, seconds),
 ``alpha``, ``x``, ``y`` (NaN when missing), oldest first; only fits where the tile has a finite X
-or Y are kept.
+or Y are kept. ``epochs`` (validity epochs in force, ``plots.epochs``): those with a boundary in the
+window are the data's ``epochs`` and drawn as lines across the X and Y time axes of the cells they
+cover (each tile's ``epochs`` lists their ids).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.plots import epochs as epoch_marks
 from chalicelib.plots import figure, layout, legend, marks
 
 KIND = "timediff"
@@ -31,18 +34,22 @@ DEPENDS_ON_WINDOW_S = WINDOW_S
 
 def compute(tile_rows: Iterable[Mapping[str, Any]], solution_rows: Iterable[Mapping[str, Any]],
             history: Iterable[Mapping[str, Any]], *, fitid: int, obsid: int, creator: str | None = None,
-            window_s: int = WINDOW_S, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            window_s: int = WINDOW_S, meta: Mapping[str, Any] | None = None,
+            epochs: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     delays = layout.delays_by_tile(solution_rows)
     refs = layout.tile_refs(tile_rows, delays)
     hist = layout.window_history(history, fitid=fitid, obsid=obsid, window_s=window_s,
                                  values={"x": lambda b: b["x_delay_m"], "y": lambda b: b["y_delay_m"]})
+    drawn = epoch_marks.in_window(epochs, obsid, window_s)
     tiles = []
     for t in refs:
         x, y = delays.get(t.tileid, (np.nan, np.nan))
         h = hist.get(t.tileid) or layout.empty_history({"x": 0, "y": 0})
-        tiles.append(layout.tile_entry(t, x=x, y=y, no_data=not (np.isfinite(x) or np.isfinite(y)), history=h))
+        shown = epoch_marks.tile_epochs(drawn, t.tileid, t.rx)
+        tiles.append(layout.tile_entry(t, epochs=shown, x=x, y=y, no_data=not (np.isfinite(x) or np.isfinite(y)),
+                                       history=h))
     return {"kind": KIND, "fitid": fitid, "obsid": obsid, "creator": creator, "window_s": window_s, "units": "m",
-            "meta": dict(meta or {}), "tiles": tiles}
+            "meta": dict(meta or {}), "epochs": drawn, "tiles": tiles}
 
 
 def render(data: Mapping[str, Any]) -> bytes:
@@ -53,7 +60,7 @@ def render(data: Mapping[str, Any]) -> bytes:
         KIND, data, ylabel="residual delay (m)", values=layout.plotted_values(data["tiles"], ("x", "y"), ("x", "y")),
         note=(f"Each cell: X then Y. Small points: this tile in other fits of the previous {window_s / 86400:g} days, "
               f"oldest left and faintest; large circle: this fit."),
-        legend=[legend.this_fit(), *legend.creators(data, ("x", "y"))],
+        legend=[legend.this_fit(), *legend.creators(data, ("x", "y")), *epoch_marks.legend_entries(data)],
     )
     b = figure.Batches()
     for t, p in canvas.cells(data["tiles"]):
@@ -63,5 +70,6 @@ def render(data: Mapping[str, Any]) -> bytes:
             marks.earlier(b, p.row, p.x + 0.03 + 0.27 * new, h["y"][m], creator=c, pol="y", alpha=a, size=2.4)
         marks.fit_value(b, p.row, p.x - 0.1, t["x"], cx)
         marks.fit_value(b, p.row, p.x + 0.4, t["y"], cy)
+    epoch_marks.draw(b, canvas, data, ((-0.45, 0.27), (0.03, 0.27)))  # the X and the Y points' time axes
     b.draw(canvas)
     return canvas.png()

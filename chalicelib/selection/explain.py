@@ -17,7 +17,8 @@
          "accepted": bool,                     # at least one of its fits is a candidate
          "code": str | null,                   # why not: beyond_window, after_target, attenuation,
                                                #   attenuation_unknown, channels, no_fit,
-                                               #   all_fits_failed, gates (every usable fit failed one)
+                                               #   all_fits_failed, retired, epoch (across a whole
+                                               #   validity epoch), gates (every usable fit failed one)
          "reason": str | null,
          "fits": [                             # most recent first
            {"fitid": int, "ran_at": float,     # Unix s
@@ -38,18 +39,26 @@
                                # (correct_attenuation; when interpolating one per side:
                                #  {"before": {...}, "after": {...}})
       },
+      "epochs": [                              # the validity epochs in force in the search window
+        {"epoch_id": int, "boundary_gps": int, "receivers": [int], "tiles": [int], "reason": str,
+         "whole": bool,                        # refuses whole solutions (no receivers/tiles named)
+         "applied": bool}],                    # it lies between the target and a chosen calibrator
+                                               #   (a partial one: the tiles it names are NaN, code epoch)
       "nearest_rejected": null | {...},        # the 404's body (rules.nearest_rejected) when no choice
       "tiles": [                               # the target's tiles in Antenna order
         {"antenna": int, "tile_id": int, "name": str,
          "served": bool,
-         "code": null | "flagged_in_target" | "nan_in_fit" | "not_in_fit" | "model_error",
+         "code": null | "flagged_in_target" | "epoch" | "nan_in_fit" | "not_in_fit" | "model_error",
          "reason": str | null}]
     }
 
 A tile is served when it is not flagged in the target's metafits, the chosen fit (either
-side when interpolating) solves it (a row with X and Y delay and intercept not NaN), and its
-model error, when given, is not over ``model_error_max``. With no choice every tile is
-unserved (code ``not_in_fit`` unless flagged in the target).
+side when interpolating) solves it (a row with X and Y delay and intercept not NaN), no partial
+validity epoch between the target and the chosen calibrator names it or its receiver (code
+``epoch``: served as NaN), and its model error, when given, is not over ``model_error_max``.
+With no choice every tile is unserved (code ``not_in_fit`` unless flagged in the target).
+``epochs`` are the validity epochs in force in the window (``steering``), applied as the service
+applies them (``rules.select``).
 """
 
 from __future__ import annotations
@@ -62,14 +71,16 @@ from chalicelib.selection.rules import (Calibrator, Candidate, Criteria, Selecti
 from chalicelib.solutions import TileInfo
 from chalicelib.solutions.attenuation import attenuation_factor
 from chalicelib.selection.sides import Sides, choose_sides
+from chalicelib.selection.steering import Epoch, between
 
 
 def explain(target: Target, tiles: Sequence[TileInfo], calibrators: Sequence[Calibrator], criteria: Criteria,
             qualities: Mapping[tuple[int, int], FitQuality], *, interpolate: bool = False,
-            model_error: Mapping[int, float] | None = None, model_error_max: float | None = None) -> dict:
+            model_error: Mapping[int, float] | None = None, model_error_max: float | None = None,
+            epochs: Sequence[Epoch] = ()) -> dict:
     """The explanation of the solution the service serves for ``target`` (shape in the module docstring)."""
     gates = GateInput.for_target(tiles, qualities)
-    sel = select(target, list(calibrators), criteria, gates)
+    sel = select(target, list(calibrators), criteria, gates, epochs=tuple(epochs))
     best = sel.best if sel.best and sel.best.fit else None
     sides = choose_sides(target, sel.candidates) if interpolate and best else None
     chosen = [sides.before, sides.after] if sides else ([best] if best else [])
@@ -87,9 +98,24 @@ def explain(target: Target, tiles: Sequence[TileInfo], calibrators: Sequence[Cal
                         for c in sorted(calibrators, key=lambda c: (abs(c.obsid - target.obsid), c.obsid))],
         "choice": _choice(target, criteria, best, sides),
         "nearest_rejected": None if best else nearest_rejected(sel),
+        "epochs": _epochs(epochs, target, chosen),
         "tiles": _tiles(tiles, [qualities.get((c.fit.fitid, c.calibrator.obsid)) for c in chosen],
-                        [c.fit.fitid for c in chosen], model_error, model_error_max),
+                        [c.fit.fitid for c in chosen], model_error, model_error_max,
+                        _partial(epochs, target, chosen)),
     }
+
+
+def _partial(epochs: Sequence[Epoch], target: Target, chosen: list[Candidate]) -> list[Epoch]:
+    """The partial epochs between the target and a chosen calibrator: the tiles they name are served as NaN."""
+    found = {e.epoch_id: e for c in chosen for e in between(epochs, c.calibrator.obsid, target.obsid) if not e.whole}
+    return [found[i] for i in sorted(found)]
+
+
+def _epochs(epochs: Sequence[Epoch], target: Target, chosen: list[Candidate]) -> list[dict]:
+    applied = {e.epoch_id for c in chosen for e in between(epochs, c.calibrator.obsid, target.obsid)}
+    return [{"epoch_id": e.epoch_id, "boundary_gps": e.boundary_gps, "receivers": list(e.receivers),
+             "tiles": list(e.tiles), "reason": e.reason, "whole": e.whole, "applied": e.epoch_id in applied}
+            for e in sorted(epochs, key=lambda e: (e.boundary_gps, e.epoch_id))]
 
 
 def _calibrator(target: Target, cal: Calibrator, criteria: Criteria, sel: Selection, gates: GateInput,
@@ -145,7 +171,8 @@ def _choice(target: Target, criteria: Criteria, best: Candidate | None, sides: S
 
 
 def _tiles(tiles: Sequence[TileInfo], facts: list[FitQuality | None], fitids: list[int],
-           model_error: Mapping[int, float] | None, model_error_max: float | None) -> list[dict]:
+           model_error: Mapping[int, float] | None, model_error_max: float | None,
+           masking_epochs: Sequence[Epoch] = ()) -> list[dict]:
     solved = [f.solved_tiles if f else frozenset() for f in facts]
     present = [frozenset(f.tiles) if f else frozenset() for f in facts]
     out = []
@@ -153,8 +180,11 @@ def _tiles(tiles: Sequence[TileInfo], facts: list[FitQuality | None], fitids: li
         err = None if model_error is None else model_error.get(t.tile_id)
         nan_in = [f"fit {i}" for i, p in zip(fitids, present) if t.tile_id in p]
         missing_from = [f"fit {i}" for i, p in zip(fitids, present) if t.tile_id not in p]
+        masked_by = [e.epoch_id for e in masking_epochs if t.tile_id in e.tiles or t.rx in e.receivers]
         if t.flagged:
             code, reason = "flagged_in_target", "flagged in the target's metafits"
+        elif masked_by:
+            code, reason = "epoch", f"served as NaN: validity epoch {' and '.join(map(str, masked_by))}"
         elif any(t.tile_id in s for s in solved):
             if err is not None and model_error_max is not None and err > model_error_max:
                 code, reason = "model_error", f"model error {err:.6g} over {model_error_max:g}"

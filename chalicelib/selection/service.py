@@ -86,7 +86,8 @@ def explanation(obs_id: int, criteria: Criteria, *, interpolate: bool) -> dict:
     calibrators = queries.calibrators_near(obs_id, low, high)
     tiles = queries.observation_tiles(obs_id)
     out = explain(target, tiles, calibrators, criteria, queries.fit_qualities(_all_fits(calibrators)),
-                  interpolate=interpolate and criteria.prefer_fitid is None)
+                  interpolate=interpolate and criteria.prefer_fitid is None,
+                  epochs=steering_queries.epochs_between(low, high))
     out["searched"] = _searched(target, criteria, low, high)
     return out
 
