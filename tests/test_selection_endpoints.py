@@ -196,3 +196,17 @@ def test_the_flag_scripts_header_note_stays_comments():
     assert "# Note: factor 2.512 import os; os.remove('x') flagdata(vis='y')" in header  # one comment line
     calls = [n.func.id for n in ast.walk(ast.parse(script)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
     assert calls.count("flagdata") == 1  # only the tile's own flagdata call is code
+
+
+def test_the_selection_page_names_a_rejected_calibrator_that_has_no_fit(client):
+    """The nearest rejection is a calibrator of another attenuation, rejected before any fit is looked at."""
+    ts = tiles(8)
+    seed([observation(T0 - 100, calibration=True, tiles=ts, gain=9.0), observation(T0, tiles=ts)],
+         [(fit(FIT_B, T0 - 100), solution_rows([t.tile_id for t in ts]))])
+    status, body = get_json(client, f"/calib/get_cal_selection?obs_id={T0}")
+    assert status == 200 and body["nearest_rejected"]["cal_id"] == T0 - 100
+    assert "fitid" not in body["nearest_rejected"]
+    r = client.http.get(f"/calib/selection?obs_id={T0}")
+    assert r.status_code == 200, r.body[:300]
+    page = r.body.decode()
+    assert "No calibrator serves this observation" in page and str(T0 - 100) in page
