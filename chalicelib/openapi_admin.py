@@ -87,7 +87,7 @@ def paths() -> dict[str, Any]:
                            _q("allow_after", "selection: calibrators after the target (1) or not (0)",
                               {"type": "integer", "enum": [0, 1], "default": 1}),
                            _q("format", "json: the statistics; png: redirect to the stored plot, per tile "
-                              "|J_b|/|J_a| and arg(J_b conj J_a) (degrees) against frequency, by receiver and slot",
+                              "|J_a|/|J_b| and arg(J_a conj J_b) (degrees) against frequency, by receiver and slot",
                               {"type": "string", "enum": list(COMPARE_FORMATS), "default": "json"}),
                            _q("width", "format=png: pixel width, the full drawing (1440) or it downscaled; any "
                               "other value is a 400", {"type": "integer", "enum": list(COMPARE_WIDTHS),

@@ -89,7 +89,7 @@ def test_a_served_side_is_named_by_the_fit_chosen_for_it(client, aws):
 
 
 def expected(k: int, nu: np.ndarray, coarse: np.ndarray) -> dict[str, np.ndarray]:
-    """|J_b|/|J_a| and arg(J_b conj J_a) (deg) of tile k from factories.solution_row's values, by domain.md."""
+    """|J_a|/|J_b| and arg(J_a conj J_b) (deg) of tile k from factories.solution_row's values, by domain.md."""
     def jones(delay, intercept, gains):
         return np.exp(1j * (intercept - 2 * np.pi * nu * delay / C)) / gains[coarse]
 
@@ -97,9 +97,9 @@ def expected(k: int, nu: np.ndarray, coarse: np.ndarray) -> dict[str, np.ndarray
     a_y = jones(-0.25 * k, -0.05 * k, np.full(N_CHAN, 2.0))
     b_x = jones(0.5 * k, 0.1 * k, np.array([1.0 + 0.01 * c for c in range(N_CHAN)]))
     b_y = jones(-0.25 * k, -0.05 * k, np.array([2.0 + 0.05 * c for c in range(N_CHAN)]))
-    return {"ratio_xx": np.abs(b_x) / np.abs(a_x), "ratio_yy": np.abs(b_y) / np.abs(a_y),
-            "phase_xx_deg": np.degrees(np.angle(b_x * np.conj(a_x))),
-            "phase_yy_deg": np.degrees(np.angle(b_y * np.conj(a_y)))}
+    return {"ratio_xx": np.abs(a_x) / np.abs(b_x), "ratio_yy": np.abs(a_y) / np.abs(b_y),
+            "phase_xx_deg": np.degrees(np.angle(a_x * np.conj(b_x))),
+            "phase_yy_deg": np.degrees(np.angle(a_y * np.conj(b_y)))}
 
 
 def test_the_plotted_ratio_and_phase_are_the_rows_by_the_domain_formula(client):
@@ -124,8 +124,8 @@ def test_the_plotted_ratio_and_phase_are_the_rows_by_the_domain_formula(client):
         for key in ("phase_xx_deg", "phase_yy_deg"):
             diff = (np.asarray(t[key]) - want[key] + 180.0) % 360.0 - 180.0
             assert np.abs(diff).max() < 1e-6, (t["tileid"], key)
-    # the plot's direction (b over a) is spelled out in its data
-    assert data["values"]["ratio"] == "|J_b|/|J_a|"
+    # the plot's direction (a over b, as the JSON) is spelled out in its data
+    assert data["values"]["ratio"] == "|J_a|/|J_b|"
 
 
 def test_the_figure_grows_a_row_per_four_receivers():
@@ -140,7 +140,7 @@ def test_the_figure_grows_a_row_per_four_receivers():
         freqs = np.arange(4) * 1.28e6 + 150e6
         j = np.ones((n_tiles, 4, 4), complex)
         side = api_side()
-        data = plot.compute(ts, j, 2 * j, freqs, a=side, b=side, channels=[117, 118, 119, 120])
+        data = plot.compute(ts, 2 * j, j, freqs, a=side, b=side, channels=[117, 118, 119, 120])
         assert all(np.allclose(t["ratio_xx"], 2.0) for t in data["tiles"])
         with Image.open(io.BytesIO(plot.render(data))) as im:
             return im.size

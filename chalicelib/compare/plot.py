@@ -1,4 +1,4 @@
-"""The comparison plot: per tile, |J_b|/|J_a| and arg(J_b conj(J_a)) against frequency, laid out by receiver and slot.
+"""The comparison plot: per tile, |J_a|/|J_b| and arg(J_a conj(J_b)) against frequency, laid out by receiver and slot.
 
 Two figures stacked in one PNG (1440 px wide, as every plot): on top the amplitude ratio, below the
 phase difference in degrees (wrapped to [-180, 180)), each with one cell per tile of side a's
@@ -8,9 +8,8 @@ cell, the line broken between channels that are not adjacent and where the phase
 tiles get the red band, tiles with no finite value in either pol the grey "no data" band, as in
 the other plots.
 
-The ratio and difference are b relative to a (side a the reference): a b whose stored gains
-(1/|J|) are twice a's reads 0.5, a b whose phase is ahead of a's reads positive. (The JSON
-statistics, ``stats``, read a against b.)
+The ratio and difference read a against b, as the JSON statistics (``stats``) do: an a whose
+stored gains (1/|J|) are twice b's reads 0.5, an a whose phase is ahead of b's reads positive.
 
 ``compute`` is pure: Jones of both sides (``compare.api.pair``) to the plotted data; ``render``
 draws it; ``cache_key`` names everything the drawing depends on: side a's observation (its tiles),
@@ -34,7 +33,7 @@ KIND = "compare"
 VERSION = "v1"
 CELL_HALF = 0.42  # the frequency axis spans [-0.42, 0.42] of a cell (as gains' channels do)
 POL_COLOURS = layout.creator_colours("mwa")  # XX blue, YY green
-VALUES = {"ratio": "|J_b|/|J_a|", "phase_deg": "arg(J_b conj(J_a)) in degrees, wrapped to [-180, 180)"}
+VALUES = {"ratio": "|J_a|/|J_b|", "phase_deg": "arg(J_a conj(J_b)) in degrees, wrapped to [-180, 180)"}
 
 
 def cache_key(a: Any, b: Any, width: int = pngs.FULL_WIDTH) -> str:
@@ -58,7 +57,7 @@ def compute(tiles: Sequence[TileInfo], ja: np.ndarray, jb: np.ndarray, freqs_hz:
         ref = layout.TileRef(tileid=int(t.tile_id), name=t.name, rx=t.rx, slot=t.slot, flagged=bool(t.flagged))
         values: dict[str, Any] = {}
         for pol, k in POLS.items():
-            ratio, phase = ratio_and_phase(jb[i, :, k], ja[i, :, k])
+            ratio, phase = ratio_and_phase(ja[i, :, k], jb[i, :, k])
             values[f"ratio_{pol.lower()}"] = ratio
             values[f"phase_{pol.lower()}_deg"] = np.degrees(phase)
         finite = any(np.isfinite(v).any() for v in values.values())
