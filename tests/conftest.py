@@ -127,3 +127,26 @@ def aws():
         os.environ["CALIB_REQUEST_QUEUE_URL"] = queue
         yield {"s3": s3, "sqs": sqs, "queue_url": queue, "dlq_url": dlq}
         storage.reset_clients()
+
+
+@pytest.fixture(scope="module")
+def demo_data(database: dict[str, str]):
+    """The local stack's demo (8 days), seeded once for the module using it (other modules' clean_db empty it)."""
+    from chalicelib import db
+    from devstack import demo
+
+    db.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    data = demo.generate(days=8)
+    demo.seed_database(data)
+    return data
+
+
+@pytest.fixture
+def demo_client(demo_data, aws):
+    """A Chalice test client over the demo data."""
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as c:
+        yield c

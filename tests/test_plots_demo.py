@@ -12,7 +12,6 @@ from datetime import timedelta, timezone
 
 import numpy as np
 import pytest
-from chalice.test import Client
 
 from chalicelib.plots import KINDS
 from tests.test_plots_render import check_png, key_of
@@ -21,25 +20,9 @@ DAY = 86400
 AWST = timezone(timedelta(hours=8))
 
 
-@pytest.fixture(scope="module")
-def demo_data(database):
-    """The demo, seeded once for this module (the other modules' clean_db empties it again)."""
-    from chalicelib import db
-    from devstack import demo
-    from tests.conftest import TABLES
-
-    db.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    data = demo.generate(days=8)
-    demo.seed_database(data)
-    return data
-
-
 @pytest.fixture
-def client(demo_data, aws):
-    from app import app
-
-    with Client(app) as c:
-        yield c
+def client(demo_client):
+    return demo_client
 
 
 def fit_rows(data, fitid):

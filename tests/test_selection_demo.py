@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 import pytest
-from chalice.test import Client
 
 from tests.served_files import fetch_zip, read_bin
 
@@ -22,25 +21,9 @@ C = 299792458.0
 DAY = 86400
 
 
-@pytest.fixture(scope="module")
-def demo_data(database):
-    """The demo, seeded once for this module (the other modules' clean_db empties it again)."""
-    from chalicelib import db
-    from devstack import demo
-    from tests.conftest import TABLES
-
-    db.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    data = demo.generate(days=8)
-    demo.seed_database(data)
-    return data
-
-
 @pytest.fixture
-def client(demo_data, aws):
-    from app import app
-
-    with Client(app) as c:
-        yield c
+def client(demo_client):
+    return demo_client
 
 
 def _fits_of(data) -> dict[int, list[int]]:
