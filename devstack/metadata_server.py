@@ -181,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     server = start(extra_dirs=args.dir, port=args.port)
     obsids = server.index.obsids()
     listed = ", ".join(map(str, obsids))
-    print(f"[metadata] serving {len(obsids)} metafits ({listed}) at {server.base_url}<obs_id>", flush=True)
-    print(f"[metadata] point the service at it: CALIB_METADATA_URL={server.base_url} "
-          f"CALIB_METADATA_ALLOW_HOSTS={server.host}   (Ctrl-C stops)", flush=True)
-    try:
+    try:  # Ctrl-C at any moment from here stops the server cleanly, even while the lines are printed
+        print(f"[metadata] serving {len(obsids)} metafits ({listed}) at {server.base_url}<obs_id>", flush=True)
+        print(f"[metadata] point the service at it: CALIB_METADATA_URL={server.base_url} "
+              f"CALIB_METADATA_ALLOW_HOSTS={server.host}   (Ctrl-C stops)", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -81,5 +81,9 @@ def test_the_command_line_serves_until_ctrl_c():
         assert status == 200 and body == metafits_path(1369821496).read_bytes()
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
-        proc.wait(10)
-    assert proc.returncode == 0
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"the server did not stop on Ctrl-C; it wrote: {proc.communicate()[1][-2000:]}")
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
