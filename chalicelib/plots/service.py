@@ -26,6 +26,12 @@ taken as fixed once written. If an observation is re-ingested with different til
 ``forget_observation(obsid)`` drops its stored plots (the other observations' plots use only tile
 ids and values from it, so they stay valid).
 
+Browsers keep them: each object is stored with ``Cache-Control: public, max-age=31536000,
+immutable`` (S3 answers every GET with it), and the 302 to it is signed as of the hour (or half the
+expiry, when shorter: :func:`url_window`), so every view within it gets the same URL, and carries
+``Cache-Control: public, max-age=<until that URL expires, less a margin>``: a second view asks
+nothing. A fit's plots are drawn when it lands (:mod:`chalicelib.plots.prerender`).
+
 Superseded objects are never read again; a lifecycle rule on the ``plots/`` prefix (e.g. expire
 after 90 days) bounds the bucket, and an expired plot is simply rendered again.
 """
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalice import Response
@@ -44,10 +51,15 @@ from chalicelib.db import summary as sql
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.plain import plain
 from chalicelib.plots import KINDS, pngs
+from chalicelib.presigned import rounded_down
 from chalicelib.web import json_response, redirect
 
 CACHE_VERSION = "v2"
 FORMATS = ("png", "json")
+# Stored plots never change under their key: a browser may keep one for a year without asking again.
+IMMUTABLE = "public, max-age=31536000, immutable"
+URL_STEP_S = 3600  # plot URLs are signed as of the hour (at most), so a page view within it reuses them
+URL_MARGIN_S = 120  # a cached redirect ends this long before its URL does: time for the download it starts
 
 
 def plot_module(kind: str):
@@ -133,7 +145,8 @@ def render(kind: str, data: Mapping[str, Any]) -> bytes:
 
 def ensure_stored(kind: str, ctx: Mapping[str, Any], width: int = pngs.FULL_WIDTH) -> tuple[str, bool]:
     """The plot's key at ``width`` in the products bucket; when missing, the plot is rendered once
-    and stored at every width (``pngs.WIDTHS``). Returns (key, rendered_now)."""
+    and stored at every width (``pngs.WIDTHS``), each object marked immutable for browsers (its key
+    names its content). Returns (key, rendered_now)."""
     bucket = settings().products_bucket
     key = cache_key(kind, ctx, width)
     if storage.exists(bucket, key):
@@ -141,7 +154,8 @@ def ensure_stored(kind: str, ctx: Mapping[str, Any], width: int = pngs.FULL_WIDT
     full = render(kind, plot_data(kind, ctx))
     for w in sorted(pngs.WIDTHS, key=lambda w: w == width):  # the one asked for last: it exists, all do
         body = full if w == pngs.FULL_WIDTH else pngs.scaled(full, w)
-        storage.put_object(bucket, cache_key(kind, ctx, w), body, content_type="image/png")
+        storage.put_object(bucket, cache_key(kind, ctx, w), body, content_type="image/png",
+                           cache_control=IMMUTABLE)
     return key, True
 
 
@@ -162,4 +176,17 @@ def plot_response(kind: str, query: Mapping[str, str] | None) -> Response:
     if fmt == "json":
         return json_response(plain(plot_data(kind, ctx)))  # NaN stays NaN: json_response nulls it
     key, _ = ensure_stored(kind, ctx, width)
-    return redirect(storage.presigned_url(settings().products_bucket, key, content_type="image/png"))
+    signed_at, max_age = url_window(gpstime.now(), settings().presign_expiry_s)
+    url = storage.presigned_url(settings().products_bucket, key, content_type="image/png", signed_at=signed_at)
+    return redirect(url, cache_control=f"public, max-age={max_age}" if max_age > 0 else "no-store")
+
+
+def url_window(now: datetime, expiry_s: int) -> tuple[datetime, int]:
+    """(the moment a plot URL handed out ``now`` is signed as of, how many seconds a browser may keep
+    the redirect to it): ``now`` rounded down to the hour, or to half the expiry when that is
+    shorter, so every URL keeps at least half its life; the redirect is kept until the URL expires,
+    less ``URL_MARGIN_S`` for the download it leads to."""
+    step = max(1, min(URL_STEP_S, int(expiry_s) // 2))
+    signed_at = rounded_down(now, step)
+    left = (signed_at + timedelta(seconds=int(expiry_s)) - now).total_seconds()
+    return signed_at, max(0, int(left) - URL_MARGIN_S)
