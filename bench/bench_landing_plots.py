@@ -64,18 +64,22 @@ def _land(fitid: int) -> dict:
 
     from app import app
     from chalicelib.ingest import layout
-    from tests.real_fit import fixture_files
-    from tests.requests_support import s3_event
+    from devstack import demo
 
     s3 = boto3.client("s3", region_name="ap-southeast-2")
-    solutions, metafits = fixture_files()
+    folder = demo.fixtures_dir() / str(CAL)
+    solutions = sorted(folder.glob(f"hyp_soln_{CAL}_ch*_solutions.fits"))
+    metafits = folder / f"{CAL}_metafits.fits"
+    assert len(solutions) == 24 and metafits.exists(), f"the real fit's files are not in {folder}"
     prefix = layout.fit_prefix(CAL, fitid)
     for p in (metafits, *solutions):
         s3.put_object(Bucket="bench-cal", Key=prefix + p.name, Body=p.read_bytes())
     key = layout.manifest_key(CAL, fitid)
     s3.put_object(Bucket="bench-cal", Key=key, Body=json.dumps(
         {"solutions": [p.name for p in solutions], "metafits": metafits.name, "creator": "calvin"}).encode())
-    event = s3_event(key, bucket="bench-cal")
+    event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "awsRegion": "ap-southeast-2",
+                          "eventTime": "2026-01-01T00:00:00.000Z",
+                          "s3": {"bucket": {"name": "bench-cal"}, "object": {"key": key, "size": 100}}}]}
     t0 = time.perf_counter()
     [report] = app.handler_map["on_cal_file"](event, None)
     report["handler_s"] = time.perf_counter() - t0
