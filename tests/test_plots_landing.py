@@ -26,6 +26,12 @@ WIDTHS = (480, 960, 1440)
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
+@pytest.fixture(autouse=True)
+def drawing_at_landing(monkeypatch):
+    """As deployed (the suite's default turns it off to keep other landings quick)."""
+    monkeypatch.setenv("CALIB_PLOTS_AT_LANDING", "1")
+
+
 def _land_manifest(aws) -> list[dict]:
     """Upload the real fit's files and then its manifest, and hand the manifest's S3 event to on_cal_file."""
     from app import app
@@ -160,3 +166,11 @@ def test_a_failed_fit_draws_nothing(clean_db, aws):
     aws["s3"].put_object(Bucket="test-cal", Key=key, Body=json.dumps({"message": "hyperdrive: out of memory"}).encode())
     [report] = app.handler_map["on_cal_file"](s3_event(key), None)
     assert report["success"] is False and "plots" not in report
+
+
+def test_with_drawing_at_landing_off_a_landing_draws_nothing(clean_db, aws, monkeypatch):
+    monkeypatch.setenv("CALIB_PLOTS_AT_LANDING", "0")
+    [report] = _land_manifest(aws)
+    assert report["success"] is True and "plots" not in report
+    assert _stored_plots(aws, FITID) == {}
+

@@ -98,7 +98,7 @@ def handle_event(event: Mapping[str, Any], context: Any = None) -> list[dict]:
                              extra={"key": f.key, "error": f"{type(exc).__name__}: {exc}"})
             errors.append(exc)
             continue
-        if report.get("success") and f.kind in (layout.MANIFEST, layout.SUCCESS):  # after the callbacks
+        if report.get("success") and f.kind in (layout.MANIFEST, layout.SUCCESS) and settings().plots_at_landing:
             from chalicelib.plots.prerender import after_landing
 
             report = {**report, "plots": after_landing(f.fitid, f.cal_id, context=context)}
