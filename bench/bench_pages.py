@@ -9,14 +9,19 @@ a free loopback port. The fit page is the real calvin fit of the real 256-tile c
 (``devstack.demo.REAL_FITID``, five plots) unless ``--fitid`` names another; the summary page is
 the week before the newest fit.
 
-First view: an empty browser cache and (own stack: its S3 starts empty) the fit's plots not drawn
-yet, so it includes drawing them. Then every width of every plot on the page is asked for until
-all are stored. Second view: the same browser profile, its cache kept (``--disable-storage-reset``),
-the plots stored. Debian's chromium runs headless with a fresh
+First view: an empty browser cache, the fit's plots drawn as its landing draws them
+(``chalicelib.plots.prerender.draw_fit``; own stack only: the demo seeds its fits straight into the
+database; ``--draw-on-view`` leaves them for the page to draw, as before plots were drawn at landing).
+Then every width of every plot on the page is asked for until all are stored. Second view: the same
+browser profile, its cache kept (``--disable-storage-reset``): the plot redirects and the PNGs they
+lead to are cacheable, so only what is not (the HTML) should be transferred again. Debian's chromium runs headless with a fresh
 profile and remote debugging on a loopback port; Lighthouse (npm, ``bin/_browser_env.sh --bench``
 installs it into .local/node) connects to it. Prints performance / accessibility /
 best-practices per page and view, LCP / CLS / TBT, and the bytes transferred (all, images);
-writes bench/out/pages.json and the Lighthouse reports bench/out/lighthouse-*.json.
+writes bench/out/pages.json and the Lighthouse reports bench/out/lighthouse-*.json. For the fit
+page it also prints the bytes transferred on the first and the second view and how many plot
+requests (302s and PNGs) reached the network on each. ``CALIB_NODE_MODULES`` (as
+``bin/_browser_env.sh`` exports it) may name another node_modules holding Lighthouse.
 Targets: each score >= 95 on the second view.
 """
 
@@ -36,7 +41,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 OUT = PROJECT / "bench" / "out"
-NODE_MODULES = PROJECT / ".local" / "node" / "node_modules"
+NODE_MODULES = Path(os.environ.get("CALIB_NODE_MODULES") or PROJECT / ".local" / "node" / "node_modules")
 sys.path.insert(0, str(PROJECT))
 
 CATEGORIES = ("performance", "accessibility", "best-practices")
@@ -89,6 +94,16 @@ def own_stack(root: Path):
         moto.stop()
 
     return base, stop
+
+
+def draw_as_landed(fitid: int) -> str:
+    """Draw every plot of the fit's observations as its landing does (this process talks to the own stack)."""
+    from chalicelib.db import summary as sql
+    from chalicelib.plots import prerender
+
+    done = [prerender.draw_fit(fitid, int(o["obsid"])) for o in sql.fit_observations(fitid)]
+    return ", ".join(f"obs {d.obsid}: {d.drawn} drawn, {d.stored} stored, {d.failed} failed in {d.seconds:.1f} s"
+                     for d in done)
 
 
 def draw_every_plot(fit_url: str) -> int:
@@ -148,6 +163,7 @@ def run_lighthouse(url: str, chromium: Chromium, name: str, keep_cache: bool) ->
     audits = lhr["audits"]
     requests = audits["network-requests"]["details"]["items"]
     images = [r for r in requests if r.get("resourceType") == "Image"]
+    plots = [r for r in requests if "/calib/plot/" in r.get("url", "") or r.get("mimeType") == "image/png"]
     failing = {c: [a["id"] for a in (lhr["audits"][ref["id"]] for ref in lhr["categories"][c]["auditRefs"])
                    if a.get("score") is not None and a["score"] < 0.9 and a.get("scoreDisplayMode") in
                    ("binary", "numeric", "metricSavings")] for c in CATEGORIES}
@@ -160,6 +176,9 @@ def run_lighthouse(url: str, chromium: Chromium, name: str, keep_cache: bool) ->
         "transferred_bytes": int(sum(r.get("transferSize") or 0 for r in requests)),
         "image_bytes": int(sum(r.get("transferSize") or 0 for r in images)),
         "images": len(images),
+        "plot_requests": len(plots),
+        "plot_requests_on_network": sum(1 for r in plots if (r.get("transferSize") or 0) > 0),
+        "plot_bytes": int(sum(r.get("transferSize") or 0 for r in plots)),
         "requests": len(requests),
         "below_0.9": failing,
         "run_s": round(time.perf_counter() - t, 1),
@@ -172,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "calib-bench" / "pages",
                     help="own stack: where its database is kept (reused)")
     ap.add_argument("--fitid", type=int, default=None, help="the fit page to measure (default: the real fit)")
+    ap.add_argument("--draw-on-view", action="store_true",
+                    help="own stack: leave the fit's plots for its first view to draw (not drawn as at landing)")
     args = ap.parse_args(argv)
 
     from devstack import demo
@@ -190,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         summary_url = base + "/calib/summary" + stack.summary_range()
     fitid = args.fitid or demo.REAL_FITID
     fit_url = f"{base}/calib/fit?fitid={fitid}"
+    drawn_at_landing = not args.url and not args.draw_on_view
+    if drawn_at_landing:
+        print(f"[bench] drawing fit {fitid}'s plots as its landing would: {draw_as_landed(fitid)}", flush=True)
     chromium = None
     results: dict[str, dict] = {}
     try:
@@ -206,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         if stop is not None:
             stop()
     OUT.mkdir(parents=True, exist_ok=True)
-    record = {"fitid": fitid, "own_stack": not args.url, "load_average": os.getloadavg(), "results": results,
+    record = {"fitid": fitid, "own_stack": not args.url, "drawn_at_landing": drawn_at_landing,
+              "load_average": os.getloadavg(), "results": results,
               "chromium": subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True,
                                          text=True).stdout.strip()}
     (OUT / "pages.json").write_text(json.dumps(record, indent=1))
@@ -216,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(r: dict) -> None:
     print(f"\n{r['chromium']}, Lighthouse desktop preset; fit page: fit {r['fitid']}"
-          + (" (the first view draws its plots)" if r["own_stack"] else "")
+          + ((" (plots drawn as at landing)" if r.get("drawn_at_landing") else " (the first view draws its plots)")
+             if r["own_stack"] else "")
           + f"; load average {', '.join(f'{x:.1f}' for x in r['load_average'])}")
     print(f"{'page / view':16} {'perf':>5} {'a11y':>5} {'b-p':>5} {'LCP ms':>8} {'CLS':>6} {'TBT ms':>7}"
           f" {'transferred':>12} {'images':>14}")
@@ -230,6 +256,11 @@ def _report(r: dict) -> None:
         below = {c: ids for c, ids in x["below_0.9"].items() if ids}
         if below:
             print(f"{'':16} below 0.9: {below}")
+    views = [(v, r["results"].get(f"fit/{v}")) for v in ("first", "second")]
+    print("fit page transferred: " + "; ".join(
+        f"{v} view {x['transferred_bytes'] / 1024:.0f} kB ({x['requests']} requests; plot redirects and PNGs "
+        f"{x['plot_requests_on_network']} of {x['plot_requests']} on the network, {x['plot_bytes'] / 1024:.0f} kB)"
+        for v, x in views if x))
     print(f"target: every score >= {TARGET} on the second view")
 
 

@@ -54,6 +54,7 @@ class Settings:
     # every API request is answered within this (API Gateway's limit is 29 s); see chalicelib.deadline
     request_deadline_s: float = 20.0
     model_error_threshold_rad: float = 0.3  # the fit page marks tiles whose line-model error is above it
+    plots_at_landing: bool = True  # the S3-event function draws a landed fit's plots (chalicelib.plots.prerender)
     # the admin routes (README "Operating the selection"): how callers are authorised, and their database role
     admin_auth: str = "iam"  # iam: API Gateway's IAM authorizer signed the call (prod); local: 127.0.0.1 only
     admin_db_user: str | None = None  # the admin role (calib_admin); None: the connection's own user
@@ -128,6 +129,7 @@ def settings() -> Settings:
         metadata_max_bytes=int(_get("CALIB_METADATA_MAX_BYTES", str(16 * 1024 * 1024))),
         request_deadline_s=_deadline("CALIB_REQUEST_DEADLINE_S", "20"),
         model_error_threshold_rad=float(_get("CALIB_MODEL_ERROR_THRESHOLD_RAD", "0.3")),
+        plots_at_landing=_flag("CALIB_PLOTS_AT_LANDING", True),
         admin_auth=_choice("CALIB_ADMIN_AUTH", ("iam", "local"), "iam"),
         admin_db_user=_get("CALIB_ADMIN_DB_USER"),
         admin_db_password_secret=_get("CALIB_ADMIN_DB_PASSWORD_SECRET"),

@@ -13,11 +13,13 @@ import base64
 import json
 import zlib
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import aws
+from chalicelib import aws, presigned
 from chalicelib.config import settings
 from chalicelib.errors import StorageUnavailable
+from chalicelib.observability import logger
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -108,16 +110,19 @@ def crc32_checksum(body: bytes) -> str:
     return base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode("ascii")
 
 
-def put_object(bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+def put_object(bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream",
+               cache_control: str | None = None) -> None:
     """Store bytes under the key; S3 checks them against their CRC32 and refuses a corrupted upload.
 
     The checksum goes in a header, computed once here (~3 ms for a 12.6 MB zip), so botocore sends
     the body as it is instead of re-encoding it with a checksum trailer (aws-chunked).
+    ``cache_control`` is kept as the object's Cache-Control metadata, which S3 answers every GET with.
     """
     doing = f"write s3://{bucket}/{key}"
+    extra = {"CacheControl": cache_control} if cache_control else {}
     try:
         _client("s3", doing).put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
-                                        ChecksumCRC32=crc32_checksum(body))
+                                        ChecksumCRC32=crc32_checksum(body), **extra)
     except aws.aws_errors() as exc:
         raise _failed(f"cannot {doing}", exc) from exc
 
@@ -138,18 +143,46 @@ def delete_prefix(bucket: str, prefix: str) -> int:
 
 
 def presigned_url(bucket: str, key: str, download_name: str | None = None,
-                  content_type: str | None = None) -> str:
-    """A SigV4 presigned GET URL, valid for the configured expiry."""
+                  content_type: str | None = None, *, signed_at: datetime | None = None) -> str:
+    """A SigV4 presigned GET URL, valid for the configured expiry from when it is signed.
+
+    ``signed_at`` (aware, not in the future, less than the expiry ago) signs as of that moment
+    instead of now: every call with the same ``signed_at`` gives the same URL, so a browser that
+    cached what it points at need not download it again (the plot route rounds it down).
+    """
     params: dict[str, str] = {"Bucket": bucket, "Key": key}
     if download_name:
         params["ResponseContentDisposition"] = f'attachment; filename="{download_name}"'
     if content_type:
         params["ResponseContentType"] = content_type
+    expiry = settings().presign_expiry_s
     try:
-        return aws.client("s3").generate_presigned_url(  # signed here: no call to S3
-            "get_object", Params=params, ExpiresIn=settings().presign_expiry_s)
+        url = aws.client("s3").generate_presigned_url(  # signed here: no call to S3
+            "get_object", Params=params, ExpiresIn=expiry)
+        if signed_at is None:
+            return url
+        credentials = _signing_credentials()
     except aws.aws_errors() as exc:
         raise StorageUnavailable("cannot sign a download URL") from exc
+    try:
+        return presigned.signed_as_of(url, signed_at, expiry, credentials)
+    except ValueError as exc:  # cannot sign as of that moment: the URL signed now works as well
+        logger.warning("download URL signed now, not as asked", extra={"key": key, "error": str(exc)})
+        return url
+
+
+def _signing_credentials() -> Any:
+    """The credentials the S3 client signs with (boto3's default session's, as :mod:`chalicelib.aws` makes clients)."""
+    import boto3
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    credentials = boto3.DEFAULT_SESSION.get_credentials()
+    if credentials is None:
+        from botocore.exceptions import NoCredentialsError
+
+        raise NoCredentialsError()
+    return credentials.get_frozen_credentials()
 
 
 def head_bucket(bucket: str) -> None:

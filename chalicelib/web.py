@@ -41,9 +41,10 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                     headers={**JSON, **(headers or {})})
 
 
-def redirect(url: str, headers: dict[str, str] | None = None) -> Response:
-    """A 302 to the URL (a presigned S3 download)."""
-    return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store", **(headers or {})})
+def redirect(url: str, headers: dict[str, str] | None = None, cache_control: str = "no-store") -> Response:
+    """A 302 to the URL (a presigned S3 download); not kept by browsers unless ``cache_control`` says so."""
+    return Response(body="", status_code=302,
+                    headers={"Location": url, "Cache-Control": cache_control, **(headers or {})})
 
 
 def error_response(exc: ServiceError, request_id: str | None = None) -> Response:

@@ -33,6 +33,7 @@ os.environ.setdefault("CALIB_REQUEST_DEADLINE_S", "28")
 os.environ["CALIB_CAL_BUCKET"] = "test-cal"
 os.environ["CALIB_PRODUCTS_BUCKET"] = "test-products"
 os.environ["CALIB_METADATA_URL"] = ""  # no test reaches the real metadata service; tests that fetch start a local one
+os.environ["CALIB_PLOTS_AT_LANDING"] = "0"  # landings draw no plots except where a test asks (test_plots_landing)
 
 TABLES = (
     "calibration_request_callback_attempt", "calibration_request", "calibration_fit_file",

@@ -36,7 +36,7 @@ EXPECTED_ACTIONS = {
                                    "sqs:SendMessage", "sqs:GetQueueAttributes"},
     "store_request": BASE_ACTIONS | {"secretsmanager:GetSecretValue", "sqs:ReceiveMessage", "sqs:DeleteMessage",
                                      "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
-    "on_cal_file": BASE_ACTIONS | {"secretsmanager:GetSecretValue", "s3:GetObject", "s3:ListBucket",
+    "on_cal_file": BASE_ACTIONS | {"secretsmanager:GetSecretValue", "s3:GetObject", "s3:PutObject", "s3:ListBucket",
                                    "sqs:SendMessage"},
     "retry_callbacks": BASE_ACTIONS | {"secretsmanager:GetSecretValue"},
 }
@@ -290,7 +290,11 @@ def test_sam_policies_name_the_resources_each_function_uses(sam):
     assert all(r.startswith(f"arn:aws:s3:::{products}/") or r == f"arn:aws:s3:::{cal}/fits/*"
                for r in _allowed(sam, "api_handler", "s3:GetObject"))
     assert f"arn:aws:s3:::{cal}/fits/*" in _allowed(sam, "api_handler", "s3:GetObject")
-    assert _allowed(sam, "on_cal_file", "s3:GetObject") == [f"arn:aws:s3:::{cal}/fits/*"]
+    # on_cal_file reads fit files, and draws a landed fit's plots (the tiles may come from a stored metafits)
+    assert sorted(_allowed(sam, "on_cal_file", "s3:GetObject")) == sorted(
+        [f"arn:aws:s3:::{cal}/fits/*", f"arn:aws:s3:::{products}/plots/*", f"arn:aws:s3:::{products}/metadata/*"])
+    assert sorted(_allowed(sam, "on_cal_file", "s3:PutObject")) == sorted(
+        [f"arn:aws:s3:::{products}/plots/*", f"arn:aws:s3:::{products}/metadata/*"])
     assert not _allowed(sam, "store_request", "s3:GetObject") and not _allowed(sam, "retry_callbacks", "s3:GetObject")
     # secrets: each function reads only its database password (and the callback key where it signs)
     for function in SAM_IDS:

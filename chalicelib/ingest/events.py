@@ -4,7 +4,8 @@ A manifest runs :func:`chalicelib.ingest.landing.ingest_manifest` (which ends in
 a solutions file is first recorded in ``calibration_fit_solution_file`` (:mod:`chalicelib.ingest.solution_files`)
 and its rows' model error stored (:mod:`chalicelib.ingest.sitefit`); it and an error file call
 :func:`chalicelib.calrequests.callbacks.fit_finished` directly
-(key layout and file formats: :mod:`chalicelib.ingest.layout`). Other keys, other buckets and
+(key layout and file formats: :mod:`chalicelib.ingest.layout`). A fit that is in the database then
+has its plots drawn (:mod:`chalicelib.plots.prerender`; never fails the landing). Other keys, other buckets and
 other event kinds are ignored. S3 delivers notifications at least once: a repeated manifest finds
 its fit in the database and writes nothing; a repeat of any of them finds no open request and
 sends nothing.
@@ -97,6 +98,10 @@ def handle_event(event: Mapping[str, Any], context: Any = None) -> list[dict]:
                              extra={"key": f.key, "error": f"{type(exc).__name__}: {exc}"})
             errors.append(exc)
             continue
+        if report.get("success") and f.kind in (layout.MANIFEST, layout.SUCCESS) and settings().plots_at_landing:
+            from chalicelib.plots.prerender import after_landing
+
+            report = {**report, "plots": after_landing(f.fitid, f.cal_id, context=context)}
         out.append({"key": f.key, **report})
     if errors:
         raise errors[0]

@@ -33,6 +33,12 @@ ids and values from it, so they stay valid).
 ``stored_png_redirect`` stores and serves any other drawing the same way (once, at every width, then
 a 302), under a key its caller makes: the comparison plot's (``compare.plot.cache_key``).
 
+Browsers keep them: each object is stored with ``Cache-Control: public, max-age=31536000,
+immutable`` (S3 answers every GET with it), and the 302 to it is signed as of the hour (or half the
+expiry, when shorter: :func:`url_window`), so every view within it gets the same URL, and carries
+``Cache-Control: public, max-age=<until that URL expires, less a margin>``: a second view asks
+nothing. A fit's plots are drawn when it lands (:mod:`chalicelib.plots.prerender`).
+
 Superseded objects are never read again; a lifecycle rule on the ``plots/`` prefix (e.g. expire
 after 90 days) bounds the bucket, and an expired plot is simply rendered again.
 """
@@ -42,6 +48,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalice import Response
@@ -52,10 +59,15 @@ from chalicelib.db import summary as sql
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.plain import plain
 from chalicelib.plots import KINDS, pngs
+from chalicelib.presigned import rounded_down
 from chalicelib.web import json_response, redirect
 
 CACHE_VERSION = "v2"
 FORMATS = ("png", "json")
+# Stored plots never change under their key: a browser may keep one for a year without asking again.
+IMMUTABLE = "public, max-age=31536000, immutable"
+URL_STEP_S = 3600  # plot URLs are signed as of the hour (at most), so a page view within it reuses them
+URL_MARGIN_S = 120  # a cached redirect ends this long before its URL does: time for the download it starts
 
 
 def plot_module(kind: str):
@@ -146,17 +158,21 @@ def render(kind: str, data: Mapping[str, Any]) -> bytes:
     return plot_module(kind).render(data)
 
 
+def _store_every_width(key_at: Callable[[int], str], full: bytes, width: int) -> None:
+    """Store the full-width PNG and its downscaled widths, each immutable for browsers (its key names its content)."""
+    bucket = settings().products_bucket
+    for w in sorted(pngs.WIDTHS, key=lambda w: w == width):  # the one asked for last: it exists, all do
+        storage.put_object(bucket, key_at(w), full if w == pngs.FULL_WIDTH else pngs.scaled(full, w),
+                           content_type="image/png", cache_control=IMMUTABLE)
+
+
 def ensure_stored(kind: str, ctx: Mapping[str, Any], width: int = pngs.FULL_WIDTH) -> tuple[str, bool]:
     """The plot's key at ``width`` in the products bucket; when missing, the plot is rendered once
     and stored at every width (``pngs.WIDTHS``). Returns (key, rendered_now)."""
-    bucket = settings().products_bucket
     key = cache_key(kind, ctx, width)
-    if storage.exists(bucket, key):
+    if storage.exists(settings().products_bucket, key):
         return key, False
-    full = render(kind, plot_data(kind, ctx))
-    for w in sorted(pngs.WIDTHS, key=lambda w: w == width):  # the one asked for last: it exists, all do
-        body = full if w == pngs.FULL_WIDTH else pngs.scaled(full, w)
-        storage.put_object(bucket, cache_key(kind, ctx, w), body, content_type="image/png")
+    _store_every_width(lambda w: cache_key(kind, ctx, w), render(kind, plot_data(kind, ctx)), width)
     return key, True
 
 
@@ -164,14 +180,17 @@ def stored_png_redirect(key_at: Callable[[int], str], draw: Callable[[], bytes],
                         width: int = pngs.FULL_WIDTH) -> Response:
     """A 302 to the PNG stored at ``key_at(width)``; when it is missing, ``draw()`` (a full-width PNG)
     runs once and is stored at every width. For drawings that are not a fit's plot (the comparison)."""
-    bucket = settings().products_bucket
     key = key_at(width)
-    if not storage.exists(bucket, key):
-        full = draw()
-        for w in sorted(pngs.WIDTHS, key=lambda w: w == width):  # the one asked for last: it exists, all do
-            storage.put_object(bucket, key_at(w), full if w == pngs.FULL_WIDTH else pngs.scaled(full, w),
-                               content_type="image/png")
-    return redirect(storage.presigned_url(bucket, key, content_type="image/png"))
+    if not storage.exists(settings().products_bucket, key):
+        _store_every_width(key_at, draw(), width)
+    return cacheable_redirect(key)
+
+
+def cacheable_redirect(key: str) -> Response:
+    """The 302 to a stored PNG: its URL signed as of the current window (``url_window``), the redirect cacheable till then."""
+    signed_at, max_age = url_window(gpstime.now(), settings().presign_expiry_s)
+    url = storage.presigned_url(settings().products_bucket, key, content_type="image/png", signed_at=signed_at)
+    return redirect(url, cache_control=f"public, max-age={max_age}" if max_age > 0 else "no-store")
 
 
 def forget_observation(obsid: int) -> int:
@@ -191,4 +210,15 @@ def plot_response(kind: str, query: Mapping[str, str] | None) -> Response:
     if fmt == "json":
         return json_response(plain(plot_data(kind, ctx)))  # NaN stays NaN: json_response nulls it
     key, _ = ensure_stored(kind, ctx, width)
-    return redirect(storage.presigned_url(settings().products_bucket, key, content_type="image/png"))
+    return cacheable_redirect(key)
+
+
+def url_window(now: datetime, expiry_s: int) -> tuple[datetime, int]:
+    """(the moment a plot URL handed out ``now`` is signed as of, how many seconds a browser may keep
+    the redirect to it): ``now`` rounded down to the hour, or to half the expiry when that is
+    shorter, so every URL keeps at least half its life; the redirect is kept until the URL expires,
+    less ``URL_MARGIN_S`` for the download it leads to."""
+    step = max(1, min(URL_STEP_S, int(expiry_s) // 2))
+    signed_at = rounded_down(now, step)
+    left = (signed_at + timedelta(seconds=int(expiry_s)) - now).total_seconds()
+    return signed_at, max(0, int(left) - URL_MARGIN_S)
