@@ -77,6 +77,13 @@ def test_the_png_is_drawn_once_stored_at_every_width_and_redirected(client, aws,
     assert small.status_code == 302 and key_of(small.headers["Location"]).endswith("/480px.png")
     im = image(aws, key_of(small.headers["Location"]))
     assert im.width == 480 and im.height == round(full.height * 480 / 1440)
+    # kept by browsers like the fit plots: the stored objects are immutable, the redirect cacheable
+    for k in (key, key_of(small.headers["Location"])):
+        assert aws["s3"].get_object(Bucket="test-products", Key=k)["CacheControl"] == \
+            "public, max-age=31536000, immutable"
+    assert small.headers["Cache-Control"].startswith("public, max-age=")
+    again = client.http.get(query("&format=png&width=480"))
+    assert again.headers["Location"] == small.headers["Location"]
 
 
 def test_a_served_side_is_named_by_the_fit_chosen_for_it(client, aws):
