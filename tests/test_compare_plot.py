@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 from chalice.test import Client
 
 from tests.factories import N_CHAN, fit, observation, seed, solution_rows, tiles
+from tests.plot_images import key_of
 
 C = 299792458.0
 TARGET, CAL = 1_400_000_000, 1_400_000_600
@@ -34,10 +34,6 @@ def client(clean_db, aws):
           (fit(FIT_B, CAL), solution_rows(ids, y_gain_slope=0.05))])
     with Client(app) as c:
         yield c
-
-
-def key_of(location: str) -> str:
-    return urlparse(location).path.lstrip("/")
 
 
 def image(aws, key: str):

@@ -26,7 +26,7 @@ from devstack import package
 from tests import test_summary_fixtures as fx
 from tests.mwa_files import MWA_FIXTURES, mwa_file
 from tests.test_plots_data import blocks, solution_rows, tile_rows
-from tests.test_plots_render import check_png
+from tests.plot_images import check_png
 
 PROJECT = Path(__file__).resolve().parent.parent
 CACHE = PROJECT / ".local" / "package-cache"

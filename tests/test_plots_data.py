@@ -229,7 +229,7 @@ def test_robust_limits_and_fading():
 
 
 def test_empty_and_all_failed_fits_still_render():
-    from tests.test_plots_render import check_png
+    from tests.plot_images import check_png
 
     empty = tilediff.compute([], [], fitid=1, obsid=2)
     assert empty["tiles"] == []

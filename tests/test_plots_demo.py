@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from chalicelib.plots import KINDS
-from tests.test_plots_render import check_png, key_of
+from tests.plot_images import check_png, key_of
 
 DAY = 86400
 AWST = timezone(timedelta(hours=8))
