@@ -9,7 +9,7 @@ from chalice.test import Client
 
 from chalicelib import db
 from tests.factories import fit, observation, seed, solution_rows, tiles
-from tests.test_deploy_package import CHALICE, _package, sam_to_cloudformation
+from tests.chalice_package import CHALICE, chalice_package, sam_to_cloudformation
 
 CAL, FITID = 1_400_000_600, 1_700_000_000_000_000
 ARN = "arn:aws:sts::123456789012:assumed-role/mwa-operators/jane"
@@ -64,7 +64,7 @@ def test_the_local_stack_accepts_admin_calls_from_127_0_0_1_only(seeded, monkeyp
 
 @pytest.fixture(scope="module")
 def sam(tmp_path_factory) -> dict:
-    out = _package(tmp_path_factory.mktemp("sam-admin"), "--merge-template", ".chalice/resources.json")
+    out = chalice_package(tmp_path_factory.mktemp("sam-admin"), "--merge-template", ".chalice/resources.json")
     return json.loads((out / "sam.json").read_text())
 
 
@@ -146,7 +146,7 @@ def test_sam_keeps_the_admin_policy_for_cloudformation_to_resolve(sam):
 
 @pytest.fixture(scope="module")
 def terraform(tmp_path_factory) -> dict:
-    out = _package(tmp_path_factory.mktemp("tf-admin"), "--pkg-format", "terraform")
+    out = chalice_package(tmp_path_factory.mktemp("tf-admin"), "--pkg-format", "terraform")
     docs = {"chalice.tf.json": json.loads((out / "chalice.tf.json").read_text())}
     for extra in sorted((CHALICE / "terraform").glob("*.tf.json")):  # the overlay the operator copies beside it
         docs[extra.name] = json.loads(extra.read_text())

@@ -7,21 +7,16 @@ requirements.txt, so packaging needs neither PyPI nor AWS credentials (only a re
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parent.parent
-CHALICE = PROJECT / ".chalice"
+from tests.chalice_package import CHALICE, PROJECT, REGION, chalice_package, sam_to_cloudformation
+
 README = (PROJECT / "README.md").read_text()
-REGION = "ap-southeast-2"
 
 SAM_IDS = {"api_handler": "APIHandler", "store_request": "StoreRequest", "on_cal_file": "OnCalFile",
            "retry_callbacks": "RetryCallbacks"}
@@ -63,35 +58,16 @@ def _db_secrets(function: str) -> set[str]:
     return {env[k] for k in ("CALIB_DB_PASSWORD_SECRET", "CALIB_ADMIN_DB_PASSWORD_SECRET") if env.get(k)}
 
 
-def _package(tmp: Path, *extra: str) -> Path:
-    project = tmp / "project"
-    if not project.exists():
-        project.mkdir()
-        shutil.copy2(PROJECT / "app.py", project / "app.py")
-        shutil.copytree(PROJECT / "chalicelib", project / "chalicelib",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        shutil.copytree(CHALICE, project / ".chalice", ignore=shutil.ignore_patterns("deployments", "venv"))
-        (project / "requirements.txt").write_text("")  # offline: no dependencies to download
-    out = tmp / ("out-" + "-".join(a.strip("-").replace("/", "_") for a in extra if a.startswith("--")) or "out")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_DEFAULT_REGION=REGION, HOME=str(tmp), PYTHONDONTWRITEBYTECODE="1")
-    cmd = [sys.executable, "-c", "import sys; from chalice.cli import main; sys.exit(main())",
-           "package", "--stage", "prod", *extra, str(out)]
-    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"chalice package failed:\n{proc.stdout}\n{proc.stderr}"
-    return out
-
-
 @pytest.fixture(scope="module")
 def sam(tmp_path_factory) -> dict:
-    out = _package(tmp_path_factory.mktemp("sam"), "--merge-template", ".chalice/resources.json")
+    out = chalice_package(tmp_path_factory.mktemp("sam"), "--merge-template", ".chalice/resources.json")
     assert (out / "deployment.zip").exists()
     return json.loads((out / "sam.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def terraform(tmp_path_factory) -> dict:
-    out = _package(tmp_path_factory.mktemp("tf"), "--pkg-format", "terraform")
+    out = chalice_package(tmp_path_factory.mktemp("tf"), "--pkg-format", "terraform")
     for extra in sorted((CHALICE / "terraform").glob("*.tf.json")):
         shutil.copy2(extra, out / extra.name)  # what the operator does: the overlay beside chalice.tf.json
     docs = {p.name: json.loads(p.read_text()) for p in sorted(out.glob("*.tf.json"))}
@@ -384,25 +360,6 @@ def _with_placeholder_ids(sam: dict) -> dict:
     for i, placeholder in enumerate(sorted(set(re.findall(r'"((?:subnet|sg)-REPLACE_ME[^"]*)"', text)))):
         text = text.replace(f'"{placeholder}"', f'"{placeholder.split("-", 1)[0]}-{i:017x}"')
     return json.loads(text)
-
-
-def sam_to_cloudformation(sam: dict) -> dict:
-    """The CloudFormation template SAM's transform makes of the packaged template (as CloudFormation would)."""
-    import samtranslator.translator.transform as translator
-    from samtranslator.public.exceptions import InvalidDocumentException
-
-    class NoManagedPolicies:
-        def load(self):
-            return {}
-
-    tpl = copy.deepcopy(sam)
-    for res in tpl["Resources"].values():
-        if res["Type"] == "AWS::Serverless::Function":
-            res["Properties"]["CodeUri"] = "s3://bucket/deployment.zip"  # what `aws cloudformation package` does
-    try:
-        return translator.transform(tpl, {"AWS::Region": REGION}, NoManagedPolicies())
-    except InvalidDocumentException as exc:  # pragma: no cover - the message is the point
-        pytest.fail("SAM rejects the template: " + "; ".join(str(c) for c in exc.causes))
 
 
 def test_sam_template_transforms_to_cloudformation(sam):
