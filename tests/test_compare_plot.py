@@ -184,7 +184,7 @@ def test_the_fit_page_offers_each_comparison_as_a_plot(clean_db, aws):
     from urllib.parse import parse_qs, urlsplit
 
     from app import app
-    from tests import test_summary_fixtures as fx
+    from tests import summary_fixtures as fx
 
     fx.seed()
     with Client(app) as c:

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from devstack import package
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 from tests.mwa_files import MWA_FIXTURES, mwa_file
 from tests.test_plots_data import blocks, solution_rows, tile_rows
 from tests.plot_images import check_png
@@ -81,7 +81,7 @@ def runtime(tmp_path_factory) -> Path:
 
 
 def _plot_input() -> dict:
-    """Plain rows of the hand-built data set (test_summary_fixtures): fit F_CALVIN of observation A."""
+    """Plain rows of the hand-built data set (summary_fixtures): fit F_CALVIN of observation A."""
     def listed(bs):
         return [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in b.items()} for b in bs]
     by_obs = {}

@@ -16,7 +16,7 @@ from chalice.test import Client
 
 from chalicelib import gpstime
 from tests import factories
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 
 OBS_2015, OBS_2013 = 1120493008, 1060000000
 FIT_2015 = 1436460000  # an old 'mwa' fit id: Unix seconds, 2015-07-09 16:40:00 UTC

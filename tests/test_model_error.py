@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from chalice.test import Client
 
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 from tests.real_fit import fixture_files
 from tests.requests_support import s3_event
 

@@ -19,7 +19,7 @@ import requests
 from chalice.test import Client
 
 from chalicelib.plots import KINDS
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 T0 = datetime(2026, 3, 20, 10, 0, 0, tzinfo=timezone.utc)  # a whole hour

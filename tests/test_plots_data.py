@@ -1,6 +1,6 @@
 """The data behind each plot (``compute``): which points are drawn for a given tile.
 
-Inputs are hand-built rows (test_summary_fixtures' formulas); expectations are written out from
+Inputs are hand-built rows (summary_fixtures' formulas); expectations are written out from
 the same formulas here, independently of the code under test. No database.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from chalicelib.plots import gains, gaintimes, layout, tilediff, timediff, xydiff
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 
 DAY = 86400
 
@@ -258,7 +258,7 @@ def test_the_same_data_gives_the_same_png_in_every_process():
     script = (
         "import hashlib\n"
         "from tests.test_plots_data import blocks, solution_rows, tile_rows\n"
-        "from tests import test_summary_fixtures as fx\n"
+        "from tests import summary_fixtures as fx\n"
         "from chalicelib.plots import timediff\n"
         "history = blocks()\n"
         "twin = next(b for b in history if b['creator'] == 'mwa' and b['obsid'] == fx.C)\n"

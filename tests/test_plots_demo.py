@@ -33,7 +33,7 @@ def fit_rows(data, fitid):
 
 
 def test_summary_page_lists_exactly_the_fits_of_the_range(client, demo_data):
-    from tests.test_summary_fixtures import parse_html
+    from tests.summary_fixtures import parse_html
 
     lo, hi = demo_data.end_gps - 7 * DAY, demo_data.end_gps
     want = {}

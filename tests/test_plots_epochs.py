@@ -1,6 +1,6 @@
 """Validity epochs on the time-window plots (timediff, xydiff, gaintimes): drawn when inside the window, in the key.
 
-Hand-built data (test_summary_fixtures): fit F_CALVIN of A, with fits of C (3 days before A), D (10
+Hand-built data (summary_fixtures): fit F_CALVIN of A, with fits of C (3 days before A), D (10
 days), E (40 days) in the database. Epochs are opened and ended as the admin routes do (db.steering).
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from chalice.test import Client
 
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 
 DAY = 86400
 WINDOWS = {"timediff": 7 * DAY, "gaintimes": 7 * DAY, "xydiff": 30 * DAY}

@@ -1,6 +1,6 @@
 """The plot routes: PNGs rendered once, kept in the products bucket, served as a 302; cache keys.
 
-Hand-built data (test_summary_fixtures): 17 tiles on two receivers plus one without a receiver.
+Hand-built data (summary_fixtures): 17 tiles on two receivers plus one without a receiver.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.plots import KINDS
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 from tests.plot_images import check_png, key_of
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from chalice.test import Client
 
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import pytest
 
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 
 PROJECT = Path(__file__).resolve().parent.parent
 ARTIFACTS = PROJECT / "test-artifacts"

@@ -1,7 +1,7 @@
 """GET /calib/fit: median residual delays per receiver and per tile (HTML, CSV, JSON), sorting.
 
 Expectations are computed here with ``statistics.median`` from the data set's formulas
-(test_summary_fixtures), not from the database or the code under test.
+(summary_fixtures), not from the database or the code under test.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from chalice.test import Client
 
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 
 
 @pytest.fixture

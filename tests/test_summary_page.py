@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from chalice.test import Client
 
-from tests import test_summary_fixtures as fx
+from tests import summary_fixtures as fx
 
 ALL = f"start={fx.E - 10}&end={fx.G + 10}"
 
@@ -220,3 +220,16 @@ def test_pages_skip_to_the_table_and_describe_themselves(client):
     _, empty = get_page(client, "start=0&end=0")  # no fits: the skip link goes to the content
     assert empty.find("body").find_all("a")[0].attrs["href"] == "#main" and empty.find("main", id="main")
 
+
+def test_the_data_set_is_what_the_doc_says(clean_db):
+    from chalicelib import db
+
+    fx.seed()
+    n = db.query("SELECT count(*) AS n FROM calibration_fits")[0]["n"]
+    assert n == len(fx.FITS)
+    r = db.query("SELECT x_delay_m, y_delay_m FROM calibration_solutions WHERE fitid = :f AND obsid = :o"
+                 " AND tileid = 12", {"f": fx.F_MWA, "o": fx.B})[0]
+    assert r["x_delay_m"] == 0.12 + 0.06 and r["y_delay_m"] == -0.06 + 0.03
+    assert not db.query("SELECT 1 FROM observation_tile WHERE tileid = :t", {"t": fx.LOOSE})
+    assert not db.query("SELECT 1 FROM calibration_solutions WHERE fitid = :f AND tileid = :t",
+                        {"f": fx.F_CALVIN, "t": fx.MISSING_IN_CALVIN})

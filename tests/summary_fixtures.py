@@ -1,4 +1,4 @@
-"""A small hand-built data set for the summary page, fit page and plot tests (and a check of it).
+"""A small hand-built data set for the summary page, fit page and plot tests (checked in test_summary_page).
 
 Observations (GPS seconds) around the real calibrator 1457865688 (2026-03-18 10:41:10 UTC):
 
@@ -138,20 +138,6 @@ def seed(extra_names: dict[int, str] | None = None) -> None:
         # tile 99 has no observation_tile row: remove nothing, it was never added
         for fitid, obsid in FITS:
             writes.insert_fit(tx, fit_record(fitid, obsid), rows(fitid, obsid))
-
-
-def test_the_data_set_is_what_the_doc_says(clean_db):
-    from chalicelib import db
-
-    seed()
-    n = db.query("SELECT count(*) AS n FROM calibration_fits")[0]["n"]
-    assert n == len(FITS)
-    r = db.query("SELECT x_delay_m, y_delay_m FROM calibration_solutions WHERE fitid = :f AND obsid = :o"
-                 " AND tileid = 12", {"f": F_MWA, "o": B})[0]
-    assert r["x_delay_m"] == 0.12 + 0.06 and r["y_delay_m"] == -0.06 + 0.03
-    assert not db.query("SELECT 1 FROM observation_tile WHERE tileid = :t", {"t": LOOSE})
-    assert not db.query("SELECT 1 FROM calibration_solutions WHERE fitid = :f AND tileid = :t",
-                        {"f": F_CALVIN, "t": MISSING_IN_CALVIN})
 
 
 # --------------------------------------------------------------------------------------------
