@@ -60,7 +60,7 @@ def test_the_png_is_drawn_once_stored_at_every_width_and_redirected(client, aws,
     key = key_of(r.headers["Location"])
     assert "X-Amz-Signature" in r.headers["Location"]
     # the key names side a's observation, both calibrators and both fits, and a drawing version
-    assert key == f"plots/compare/v1/{CAL}/a{CAL}-{CAL}-{FIT_A}/b{CAL}-{CAL}-{FIT_B}/1440px.png"
+    assert key == f"plots/compare/v2/{CAL}/a{CAL}-{CAL}-{FIT_A}/b{CAL}-{CAL}-{FIT_B}/1440px.png"
     full = image(aws, key)
     assert full.width == 1440 and full.height > 600
     assert has_colour(full, "#1f5fbf") and has_colour(full, "#2ca02c")  # XX and YY lines
@@ -86,7 +86,7 @@ def test_a_served_side_is_named_by_the_fit_chosen_for_it(client, aws):
     r = client.http.get(f"/calib/compare?obsid_a={TARGET}&obsid_b={CAL}&fitid_b={FIT_A}&format=png&width=960")
     assert r.status_code == 302, r.body
     # the target is served FIT_B (it ran later); the plot is on the target's tiles
-    assert key_of(r.headers["Location"]) == (f"plots/compare/v1/{TARGET}/a{TARGET}-{CAL}-{FIT_B}/"
+    assert key_of(r.headers["Location"]) == (f"plots/compare/v2/{TARGET}/a{TARGET}-{CAL}-{FIT_B}/"
                                              f"b{CAL}-{CAL}-{FIT_A}/960px.png")
     assert image(aws, key_of(r.headers["Location"])).width == 960
 
@@ -197,5 +197,5 @@ def test_the_fit_page_offers_each_comparison_as_a_plot(clean_db, aws):
         r = c.http.get("/calib/" + plots[0])
         assert r.status_code == 302, r.body
         k = key_of(r.headers["Location"])
-        assert k == f"plots/compare/v1/{fx.A}/a{fx.A}-{fx.A}-{fx.F_CALVIN}/b{fx.A}-{fx.A}-{fx.F_MWA}/1440px.png"
+        assert k == f"plots/compare/v2/{fx.A}/a{fx.A}-{fx.A}-{fx.F_CALVIN}/b{fx.A}-{fx.A}-{fx.F_MWA}/1440px.png"
         assert image(aws, k).width == 1440

@@ -30,10 +30,12 @@ from chalicelib.plots.channels import channel_note
 from chalicelib.solutions import TileInfo
 
 KIND = "compare"
-VERSION = "v1"
+VERSION = "v2"  # v1 read b against a
 CELL_HALF = 0.42  # the frequency axis spans [-0.42, 0.42] of a cell (as gains' channels do)
 POL_COLOURS = layout.creator_colours("mwa")  # XX blue, YY green
-VALUES = {"ratio": "|J_a|/|J_b|", "phase_deg": "arg(J_a conj(J_b)) in degrees, wrapped to [-180, 180)"}
+RATIO = "|J_a|/|J_b|"  # a against b, as the JSON statistics (stats.ratio_and_phase)
+PHASE = "arg(J_a conj(J_b))"
+VALUES = {"ratio": RATIO, "phase_deg": f"{PHASE} in degrees, wrapped to [-180, 180)"}
 
 
 def cache_key(a: Any, b: Any, width: int = pngs.FULL_WIDTH) -> str:
@@ -129,13 +131,13 @@ def render(data: Mapping[str, Any]) -> bytes:
     f = np.asarray(data["freq_mhz"])
     band = (f"{f[0]:.2f}–{f[-1]:.2f} MHz over the {channel_note(data['channels'], len(data['channels']))}"
             if f.size else "no channels")
-    ratio, rb = _canvas(data, "|J_b| / |J_a|", "amplitude ratio |J_b|/|J_a|", ("ratio_xx", "ratio_yy"), False,
+    ratio, rb = _canvas(data, RATIO, f"amplitude ratio {RATIO}", ("ratio_xx", "ratio_yy"), False,
                         f"Each cell: the tile's ratio from {band}, left to right.")
     for ax in ratio.axes:
         if ratio.ylim[0] < 1.0 < ratio.ylim[1]:
             ax.axhline(1.0, color="#9aa1ab", lw=0.6, zorder=0.7)
     top = _pixels(ratio, rb)
-    phase, pb = _canvas(data, "arg(J_b conj J_a)", "phase difference (deg)", ("phase_xx_deg", "phase_yy_deg"), True,
+    phase, pb = _canvas(data, PHASE, "phase difference (deg)", ("phase_xx_deg", "phase_yy_deg"), True,
                         f"Each cell: the tile's phase difference from {band}, left to right.")
     bottom = _pixels(phase, pb)
     if top.shape[1] != bottom.shape[1]:  # a renderer rounding one figure's width differently
