@@ -190,11 +190,10 @@ def interpolated(spec: ZipSpec, tiles: list) -> CalibrationSolution:
 
 def fit_reference(fitid: int, cal_obsid: int) -> int | None:
     """The fit's reference tile id: the lowest tile its rows hold at delay and intercept exactly 0 in both pols."""
+    from chalicelib.db.modelerror import fit_lines
     from chalicelib.ingest.modelerror import reference_from_rows
 
-    cols = ("x_intercept", "x_delay_m", "y_intercept", "y_delay_m")
-    lines = {int(r["tileid"]): tuple(float(r[c]) for c in cols) for r in queries.solution_rows(fitid, cal_obsid)
-             if all(r.get(c) is not None for c in cols)}
+    lines = {t: line for t, line in fit_lines(fitid, cal_obsid).items() if None not in line}
     return reference_from_rows(lines, sorted(lines))
 
 
