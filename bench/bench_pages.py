@@ -86,11 +86,7 @@ def own_stack(root: Path):
     wait_for(base + "/calib/health", 60, proc)
 
     def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stack.stop_process(proc)
         moto.stop()
 
     return base, stop

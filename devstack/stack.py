@@ -43,6 +43,17 @@ class LocalStack:
     queues: dict[str, str] = field(default_factory=dict)
 
 
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10) -> None:
+    """Terminate a child process, and kill it when it has not exited within ``timeout_s``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def free_port(preferred: int) -> int:
     """The preferred loopback port if free, else any free one."""
     for port in (preferred, 0):
@@ -313,12 +324,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, aws_port: int = 5100, seed_
             stopping.wait(0.5)
     finally:
         pump.stop_event.set()
-        if chalice.poll() is None:
-            chalice.terminate()
-            try:
-                chalice.wait(10)
-            except subprocess.TimeoutExpired:
-                chalice.kill()
+        stop_process(chalice)
         moto.stop()
         pump.join(5)
         from chalicelib import db

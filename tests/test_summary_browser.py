@@ -58,6 +58,8 @@ def local_service(clean_db):
     """chalice local on a free loopback port, with moto's S3 server; yields the base URL."""
     from moto.server import ThreadedMotoServer
 
+    from devstack.stack import stop_process
+
     fx.seed()
     moto_port, port = free_port(), free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
@@ -97,11 +99,7 @@ def local_service(clean_db):
                 time.sleep(0.2)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         moto.stop()
         log.close()
 
